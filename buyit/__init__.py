@@ -1,0 +1,1 @@
+"""BuyIt: command line, settings and the process supervisor that runs the stack."""

@@ -1,0 +1,36 @@
+"""Idempotent start-up chores: topics on the broker, tables in Postgres."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from buyit.envelope import all_topics
+from buyit.processes import wait_for
+from buyit.settings import Settings
+
+
+def create_topics(settings: Settings) -> None:
+    """Create every topic that does not exist yet, and wait until the broker lists them."""
+    admin = AdminClient({"bootstrap.servers": ",".join(settings.brokers)})
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [NewTopic(t, num_partitions=settings.buyit_topic_partitions, replication_factor=1)
+               for t in all_topics() if t not in existing]
+    if missing:
+        for topic, future in admin.create_topics(missing).items():
+            try:
+                future.result(15)
+            except Exception as err:  # created meanwhile by another process: fine
+                if "TOPIC_ALREADY_EXISTS" not in str(err) and "already exists" not in str(err).lower():
+                    raise
+    wait_for(lambda: set(all_topics()) <= set(admin.list_topics(timeout=5).topics), 30, "topics to exist")
+
+
+def create_schema(database_url: str) -> None:
+    """Create the view tables if they are missing."""
+    import sinks
+    sql = (Path(sinks.__file__).parent / "schema.sql").read_text()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql)

@@ -1,0 +1,76 @@
+"""The `buyit` command: run the stack, mint tokens."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated
+
+import typer
+
+from buyit.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help="BuyIt marketplace backend.")
+
+
+def _run(port: int | None, demo: bool) -> None:
+    from buyit.stack import Stack
+    settings = get_settings()
+    if port:
+        settings = settings.model_copy(update={"buyit_api_port": port})
+    stack = Stack(settings)
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    typer.echo("starting BuyIt (broker, Postgres, Valkey, localstripe, dataflows, API) ...")
+    stack.start()
+    url = settings.public_url
+    typer.echo(f"BuyIt is up: API {url}  docs {url}/docs  health {url}/health")
+    typer.echo(f"Kafka {','.join(stack.settings_for_children().brokers)}  data {stack.data}")
+    typer.echo("tokens: buyit token --user-id alice --role BUYER   (Ctrl-C stops everything)")
+    shoppers = None
+    if demo:
+        from buyit.demo import Shoppers
+        shoppers = Shoppers(url, settings)
+        shoppers.start()
+    try:
+        while not stopping:
+            stack.supervisor.check_alive()
+            time.sleep(0.5)
+    finally:
+        if shoppers:
+            shoppers.stop()
+        typer.echo("stopping ...")
+        stack.stop()
+        typer.echo("stopped.")
+
+
+@app.command()
+def up(port: Annotated[int | None, typer.Option(help="API port")] = None):
+    """Start the whole system with embedded defaults; Ctrl-C or SIGTERM stops everything it started."""
+    _run(port, demo=False)
+
+
+@app.command()
+def demo(port: Annotated[int | None, typer.Option(help="API port")] = None):
+    """Like `up`, and drive simulated sellers and shoppers against it."""
+    _run(port, demo=True)
+
+
+@app.command()
+def token(user_id: Annotated[str, typer.Option("--user-id")],
+          role: Annotated[str, typer.Option("--role", help="SELLER, BUYER or ADMIN")],
+          ttl: Annotated[int, typer.Option(help="seconds")] = 3600):
+    """Print a JWT signed by the local issuer."""
+    from buyit.identity import mint
+    if role not in ("SELLER", "BUYER", "ADMIN"):
+        raise typer.BadParameter("role must be SELLER, BUYER or ADMIN")
+    typer.echo(mint(get_settings(), user_id, role, ttl))
+
+
+if __name__ == "__main__":
+    app()

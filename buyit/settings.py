@@ -1,0 +1,67 @@
+"""Settings, read from the environment and a `.env` file (names as in api.md)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the system; an unset external URL means "start the embedded one"."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    stripe_api_key: str = "sk_test_buyit"
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str = "whsec_buyit_local"
+    cloudinary_url: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "https://buyit.local/"
+    jwt_audience: str = "buyit-api"
+    jwt_user_id_claim: str = "user_id"
+    jwt_role_claim: str = "account_type"
+    carrier_webhook_secret: str = "carrier_buyit_local"
+
+    buyit_data_dir: Path = Path(".buyit")
+    buyit_kafka_port: int = 9092
+    buyit_api_port: int = 8000
+    buyit_public_url: str | None = None
+    buyit_broker_storage: str = "durable"  # durable (S3 on SeaweedFS) or memory
+    buyit_topic_partitions: int = 1
+    buyit_soft_reservation_ttl_s: int = 900
+    buyit_hard_reservation_ttl_s: int = 1800
+    buyit_cart_ttl_s: int = 900
+    buyit_platform_fee_bps: int = 1000
+    buyit_low_stock_threshold: int = 5
+    buyit_command_wait_s: float = 5.0
+    buyit_snapshot_interval_s: int = 1
+    buyit_max_image_bytes: int = 5 * 1024 * 1024
+    buyit_workers: int = 1
+    buyit_seaweed_s3_port: int = 8333
+    buyit_seaweed_master_port: int = 9333
+    buyit_seaweed_volume_port: int = 8080
+    buyit_seaweed_filer_port: int = 8888
+    buyit_pg_port: int = Field(default=5433)
+    buyit_redis_port: int = 6380
+    buyit_stripe_port: int = 8420
+
+    @property
+    def brokers(self) -> list[str]:
+        """Bootstrap servers as a list; the embedded broker's address when none is set."""
+        servers = self.kafka_bootstrap_servers or f"127.0.0.1:{self.buyit_kafka_port}"
+        return [s.strip() for s in servers.split(",") if s.strip()]
+
+    @property
+    def public_url(self) -> str:
+        """The URL clients reach the API at (used to build image and poll links)."""
+        return self.buyit_public_url or f"http://127.0.0.1:{self.buyit_api_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

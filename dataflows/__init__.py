@@ -1,0 +1,1 @@
+"""Bytewax wiring: read topics, run the `state/` deciders in keyed state, write events and results."""

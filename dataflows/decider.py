@@ -1,0 +1,160 @@
+"""The one stateful operator every aggregate runs in: decide, evolve, remember, and keep timers."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bytewax.operators import StatefulLogic
+
+from buyit.envelope import (DEAD_LETTERS, RESULTS, Envelope, command_envelope, commands_topic, derived_id,
+                            events_topic, fingerprint, to_wire)
+from state.common import Aggregate, Expire, Rejection, Stamp, type_name
+from state.registry import AGGREGATES
+
+log = logging.getLogger(__name__)
+
+# How many recent command ids each aggregate remembers for idempotent retries.
+RECENT_COMMANDS = 512
+
+Output = tuple[str, str, bytes]  # (topic, key, value)
+
+
+@dataclass
+class Slot:
+    """An aggregate's state plus the recent commands it answered (id -> (fingerprint, result))."""
+
+    aggregate: str
+    key: str
+    state: Any
+    recent: OrderedDict = field(default_factory=OrderedDict)
+
+
+def result_envelope(command: Envelope, rejection: Rejection | None, body: dict | None, now: str) -> Envelope:
+    """The answer to the request that started `command`'s chain, keyed by that request's id."""
+    payload: dict = {"ok": rejection is None, "status": 200 if rejection is None else rejection.status,
+                     "commandType": command.type, "body": body}
+    if rejection is not None:
+        payload.update(error=rejection.code, message=rejection.message, details=rejection.details)
+    return Envelope(event_id=derived_id(command.event_id, "result"),
+                    type="CommandRejected" if rejection else "CommandSucceeded",
+                    key=command.correlation_id, occurred_at=now, correlation_id=command.correlation_id,
+                    causation_id=command.event_id, version=None, payload=payload)
+
+
+def dead_letter(reason: str, topic: str, key: str | None, value: bytes | None, error: str) -> Output:
+    """A record we could not process, kept with why, so nothing is silently dropped."""
+    import json
+    body = {"reason": reason, "topic": topic, "key": key, "error": error[-4000:],
+            "value": (value or b"").decode("utf-8", "replace")[:100_000],
+            "at": datetime.now(UTC).isoformat()}
+    return (DEAD_LETTERS, key or "", json.dumps(body).encode())
+
+
+class DeciderLogic(StatefulLogic):
+    """Runs any `state/` decider for one key; see STYLE.md "One generic stateful operator"."""
+
+    def __init__(self, resume: Slot | None):
+        self.slot = resume
+
+    # --- Bytewax callbacks ---
+
+    def on_item(self, value: tuple[str, Envelope]) -> tuple[list[Output], bool]:
+        aggregate_name, envelope = value
+        if self.slot is None:
+            agg = AGGREGATES[aggregate_name]
+            self.slot = Slot(aggregate=aggregate_name, key=envelope.key, state=agg.initial_state())
+        return self._handle(envelope), StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[Output], bool]:
+        now = datetime.now(UTC)
+        due = self._aggregate.deadline(self.slot.state)
+        command = Expire(command_id=derived_id(self.slot.key, f"expire/{due.isoformat() if due else now}"),
+                         now=now)
+        return self._handle(command_envelope(command, self.slot.key)), StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self._aggregate.deadline(self.slot.state) if self.slot else None
+
+    def snapshot(self) -> Slot:
+        return self.slot
+
+    # --- deciding ---
+
+    @property
+    def _aggregate(self) -> Aggregate:
+        return AGGREGATES[self.slot.aggregate]
+
+    def _handle(self, envelope: Envelope) -> list[Output]:
+        slot, agg = self.slot, self._aggregate
+        remembered = slot.recent.get(envelope.event_id)
+        if remembered is not None:
+            fp, answer = remembered
+            if fp == fingerprint(envelope.payload):
+                return [answer] if answer else []  # a retry: the original answer, no new effects
+            rejection = Rejection("idempotency_conflict",
+                                  "this idempotency key was already used for a different request", 422)
+            return [self._answer(envelope, rejection, None)]
+        try:
+            command = envelope.message()
+        except ValueError as err:
+            return [dead_letter("undecodable_command", commands_topic(agg.name), envelope.key,
+                                envelope.encode(), str(err)),
+                    self._answer(envelope, Rejection("invalid", f"malformed command: {err}", 422), None)]
+        try:
+            outcome = agg.decide(slot.state, command)
+            if isinstance(outcome, Rejection):
+                outputs = [self._answer(envelope, outcome, None)]
+                self._remember(envelope, outputs[0])
+                return outputs
+            state = slot.state
+            for event in outcome:
+                state = agg.evolve(state, event)
+            outputs = self._publish(envelope, command, outcome, state)
+        except Exception:  # a bug in a decider: keep the state, keep the record, keep running
+            log.exception("decider %s failed on %s", agg.name, envelope.type)
+            return [dead_letter("decider_failed", commands_topic(agg.name), envelope.key, envelope.encode(),
+                                traceback.format_exc()),
+                    self._answer(envelope, Rejection("internal", "the request could not be processed", 500),
+                                 None)]
+        slot.state = state
+        return outputs
+
+    def _publish(self, envelope: Envelope, command, events: list, state) -> list[Output]:
+        agg, out = self._aggregate, []
+        version = state.version - len(events)
+        for index, event in enumerate(events):
+            version += 1
+            event_env = Envelope(event_id=derived_id(envelope.event_id, f"event/{index}"),
+                                 type=type_name(event), key=self.slot.key, occurred_at=command.now.isoformat(),
+                                 correlation_id=envelope.correlation_id, causation_id=envelope.event_id,
+                                 version=version, payload=to_wire(event))
+            out.append((events_topic(agg.name), self.slot.key, event_env.encode()))
+            stamp = Stamp(now=command.now, cause_id=event_env.event_id)
+            for target, key, follow_up in agg.react(event, state, stamp):
+                follow_env = command_envelope(follow_up, key, envelope.correlation_id, event_env.event_id)
+                out.append((commands_topic(target), key, follow_env.encode()))
+        refusals = [e.rejection() for e in events if hasattr(e, "rejection")]
+        answer = None
+        if refusals:
+            answer = self._answer(envelope, refusals[0], agg.view(state))
+        elif not events or any(type(e).settles for e in events):
+            answer = self._answer(envelope, None, agg.view(state))
+        if answer:
+            out.append(answer)
+        self._remember(envelope, answer)
+        return out
+
+    def _answer(self, envelope: Envelope, rejection: Rejection | None, body: dict | None) -> Output:
+        result = result_envelope(envelope, rejection, body, datetime.now(UTC).isoformat())
+        return (RESULTS, envelope.correlation_id, result.encode())
+
+    def _remember(self, envelope: Envelope, answer: Output | None) -> None:
+        recent = self.slot.recent
+        recent[envelope.event_id] = (fingerprint(envelope.payload), answer)
+        while len(recent) > RECENT_COMMANDS:
+            recent.popitem(last=False)

@@ -1,0 +1,62 @@
+"""The projection dataflow: event topics in, Postgres views (and caches) out.
+
+It folds each aggregate's events with the same `evolve` the deciders use and
+writes the resulting rows, so started from offset 0 into a fresh schema it
+rebuilds the live views exactly (a backfill); it never decides anything.
+"""
+
+from __future__ import annotations
+
+from bytewax import operators as op
+from bytewax.dataflow import Dataflow
+
+from buyit.envelope import Envelope, decode, events_topic
+from dataflows.decider import dead_letter
+from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
+from sinks.views import rows
+from state.registry import AGGREGATES
+
+
+def parse(record: Record):
+    """("ok", (aggregate, envelope, event)) or ("dead", output)."""
+    if record.error:
+        return ("dead", dead_letter("read_error", record.topic, record.key, record.value, record.error))
+    aggregate = record.topic.removesuffix(".events")
+    try:
+        envelope = decode(record.value)
+        return ("ok", (aggregate, envelope, envelope.message()))
+    except ValueError as err:
+        return ("dead", dead_letter("undecodable_event", record.topic, record.key, record.value, str(err)))
+
+
+def fold(held, item):
+    """Apply an event once, in version order; duplicates and replays are skipped."""
+    aggregate, envelope, event = item
+    agg = AGGREGATES[aggregate]
+    state = held if held is not None else agg.initial_state()
+    if envelope.version is not None and envelope.version <= state.version:
+        return state, []
+    state = agg.evolve(state, event)
+    return state, rows(aggregate, state)
+
+
+def build_flow(source, view_sink, dead_sink, to_message=lambda output: output) -> Dataflow:
+    flow = Dataflow("buyit_project")
+    records = op.input("read_events", flow, source)
+    parsed = op.map("parse", records, parse)
+    branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
+    events = op.map("unwrap", branch.trues, lambda p: p[1])
+    keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
+    folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [Row])
+    op.output("write_views", op.map("drop_key", folded, lambda kv: kv[1]), view_sink)
+    poison = op.map("unwrap_poison", branch.falses, lambda p: p[1])
+    op.output("write_dead_letters", op.map("to_message", poison, to_message), dead_sink)
+    return flow
+
+
+def kafka_flow() -> Dataflow:
+    from buyit.settings import get_settings
+    from sinks.postgres import PostgresViewSink
+    topics = [events_topic(name) for name in AGGREGATES]
+    return build_flow(kafka_source(topics), PostgresViewSink(get_settings().database_url), kafka_sink(),
+                      to_sink_message)

@@ -1,0 +1,1 @@
+"""The thin HTTP edge: authenticate, validate, produce a command, wait for its result, read views."""

@@ -1,0 +1,39 @@
+"""The FastAPI application: wiring of bus, reads, images and routes."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from buyit.settings import get_settings
+from ingest_api import errors
+from ingest_api.bus import CommandBus
+from ingest_api.images import image_store
+from ingest_api.reads import Reads
+from ingest_api.routes import catalog, inventory, ledger, system, users
+
+
+def create_app() -> FastAPI:
+    """Build the app from the environment's settings."""
+    settings = get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.bus = CommandBus(settings.brokers, settings.buyit_command_wait_s)
+        app.state.bus.start()
+        app.state.reads = Reads(settings.database_url)
+        await app.state.reads.open()
+        app.state.images = image_store(settings)
+        try:
+            yield
+        finally:
+            await app.state.reads.close()
+            app.state.bus.close()
+
+    app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
+                  description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
+    errors.install(app)
+    for module in (system, users, catalog, inventory, ledger):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,166 @@
+"""Produce commands and wait for their results on `command.results`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from buyit.envelope import RESULTS, command_envelope, commands_topic
+from state.common import Command
+
+log = logging.getLogger(__name__)
+
+KEEP_RESULTS = 20_000  # recent results kept for `GET /api/commands/{id}`
+
+
+@dataclass(frozen=True)
+class Result:
+    """A command's outcome as the deciders answered it."""
+
+    command_id: str
+    ok: bool
+    status: int
+    body: dict | None
+    error: str | None = None
+    message: str | None = None
+    details: dict | None = None
+
+    @staticmethod
+    def from_envelope(data: dict) -> "Result":
+        p = data["payload"]
+        return Result(data["correlationId"], bool(p["ok"]), int(p["status"]), p.get("body"), p.get("error"),
+                      p.get("message"), p.get("details") or {})
+
+
+class CommandBus:
+    """One producer and one results consumer per API process."""
+
+    def __init__(self, brokers: list[str], wait_s: float):
+        self.wait_s = wait_s
+        bootstrap = ",".join(brokers)
+        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"})
+        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "buyit-api",
+                                   "enable.auto.commit": False, "fetch.wait.max.ms": 5,
+                                   "fetch.error.backoff.ms": 10})
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._recent: OrderedDict[str, Result] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        meta = self._consumer.list_topics(RESULTS, timeout=10)
+        parts = []
+        for p in meta.topics[RESULTS].partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(RESULTS, p), timeout=10)
+            parts.append(TopicPartition(RESULTS, p, max(high, 0)))
+        self._consumer.assign(parts)  # from the end: only answers to commands sent from now on
+        for target in (self._consume, self._deliver):
+            thread = threading.Thread(target=target, daemon=True, name=target.__name__)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._producer.flush(5)
+        self._consumer.close()
+
+    # --- sending ---
+
+    async def send(self, aggregate: str, key: str, command: Command, wait: bool = True) -> Result | None:
+        """Produce `command` keyed by its aggregate; its result, or None if it did not come in time."""
+        envelope = command_envelope(command, key)
+        future = self._loop.create_future()
+        with self._lock:
+            self._waiters[envelope.event_id] = future
+            known = self._recent.get(envelope.event_id)
+        if known is not None:  # an idempotent retry of a command already answered
+            self._waiters.pop(envelope.event_id, None)
+            return known
+        delivered = self._loop.create_future()
+
+        def on_delivery(err, msg):
+            self._loop.call_soon_threadsafe(_settle, delivered, err)
+        self._producer.produce(commands_topic(aggregate), envelope.encode(), key.encode(),
+                               on_delivery=on_delivery)
+        try:
+            await asyncio.wait_for(delivered, 15)
+            if not wait:
+                return None
+            return await asyncio.wait_for(future, self.wait_s)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            with self._lock:
+                self._waiters.pop(envelope.event_id, None)
+
+    def recent(self, command_id: str) -> Result | None:
+        with self._lock:
+            return self._recent.get(command_id)
+
+    async def wait(self, command_id: str, timeout: float) -> Result | None:
+        """Wait up to `timeout` for a result of a command sent earlier (the poll endpoint)."""
+        future = self._loop.create_future()
+        with self._lock:
+            known = self._recent.get(command_id)
+            if known is None:
+                self._waiters[command_id] = future
+        if known is not None:
+            return known
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            with self._lock:
+                self._waiters.pop(command_id, None)
+
+    # --- background threads ---
+
+    def _deliver(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, 0.05):
+                if msg.error() is not None:
+                    continue
+                try:
+                    result = Result.from_envelope(json.loads(msg.value()))
+                except (ValueError, KeyError, TypeError):
+                    log.warning("unreadable result record at offset %s", msg.offset())
+                    continue
+                with self._lock:
+                    if result.command_id in self._recent:
+                        continue  # the first answer to a request stands
+                    self._recent[result.command_id] = result
+                    while len(self._recent) > KEEP_RESULTS:
+                        self._recent.popitem(last=False)
+                    waiter = self._waiters.get(result.command_id)
+                if waiter is not None:
+                    self._loop.call_soon_threadsafe(_settle_result, waiter, result)
+
+
+def _settle(future: asyncio.Future, err) -> None:
+    if future.done():
+        return
+    if err is None:
+        future.set_result(True)
+    else:
+        future.set_exception(RuntimeError(f"could not produce the command: {err}"))
+
+
+def _settle_result(future: asyncio.Future, result: Result) -> None:
+    if not future.done():
+        future.set_result(result)

@@ -1,0 +1,64 @@
+"""Turning a request into a command, and a command's result into a response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ingest_api.bus import CommandBus, Result
+from ingest_api.errors import ApiError, not_found
+from state.common import Actor
+
+_ID = re.compile(r"^[A-Za-z0-9_.:@|-]{1,128}$")
+
+
+def command_id(request: Request, actor: Actor | None) -> str:
+    """A fresh id, or one derived from the caller's `Idempotency-Key` so a retry is the same command."""
+    key = request.headers.get("idempotency-key")
+    if key:
+        if len(key) > 255:
+            raise ApiError(422, "invalid", "Idempotency-Key is longer than 255 characters")
+        owner = actor.user_id if actor else "anonymous"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"buyit:{owner}:{request.url.path}:{key}"))
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def checked_id(value: str, what: str) -> str:
+    """Path ids are opaque, but never anything a view or topic key could choke on."""
+    if not _ID.match(value):
+        raise not_found(what)
+    return value
+
+
+def pending(command_id: str) -> JSONResponse:
+    location = f"/api/commands/{command_id}"
+    return JSONResponse({"error": "pending", "message": "accepted; the result is not in yet",
+                         "commandId": command_id, "location": location}, 202, headers={"Location": location})
+
+
+def respond(result: Result | None, command_id: str, success_status: int = 200) -> JSONResponse:
+    """The HTTP answer for a command's result (or 202 while it is still being decided)."""
+    if result is None:
+        return pending(command_id)
+    if not result.ok:
+        raise ApiError(result.status, result.error or "rejected", result.message or "rejected",
+                       **(result.details or {}))
+    return JSONResponse(result.body, success_status)
+
+
+async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200) -> JSONResponse:
+    """Send `command` to `aggregate` keyed by `key` and answer with its result."""
+    bus: CommandBus = request.app.state.bus
+    try:
+        result = await bus.send(aggregate, key, command)
+    except RuntimeError as err:
+        raise ApiError(503, "unavailable", f"the command could not be accepted: {err}") from err
+    return respond(result, command.command_id, success_status)

@@ -1,0 +1,111 @@
+"""Product images: Cloudinary when `CLOUDINARY_URL` is set, else a local store served by the API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import httpx
+
+from ingest_api.errors import ApiError
+
+# Images are recognised by their first bytes, not by what the client claims.
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": ("image/png", "png"), b"\xff\xd8\xff": ("image/jpeg", "jpg"),
+               b"GIF87a": ("image/gif", "gif"), b"GIF89a": ("image/gif", "gif")}
+_PUBLIC_ID = re.compile(r"^[a-z0-9-]{1,64}\.(png|jpg|gif|webp)$")
+
+
+def sniff(data: bytes) -> tuple[str, str]:
+    """(content type, extension) of an image, or a 415 for anything that is not one."""
+    for magic, kind in _SIGNATURES.items():
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ("image/webp", "webp")
+    raise ApiError(415, "unsupported_media_type", "only PNG, JPEG, GIF and WebP images are accepted")
+
+
+class LocalImages:
+    """Files under the data directory, served at `/images/{publicId}`."""
+
+    def __init__(self, folder: Path, public_url: str, max_bytes: int):
+        self.folder, self.public_url, self.max_bytes = folder, public_url.rstrip("/"), max_bytes
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def upload(self, data: bytes) -> dict:
+        check_size(data, self.max_bytes)
+        _, ext = sniff(data)
+        public_id = f"{uuid.uuid4()}.{ext}"
+        tmp = self.folder / f".{public_id}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self.folder / public_id)
+        return {"publicId": public_id, "url": self.url(public_id)}
+
+    def url(self, public_id: str) -> str:
+        return f"{self.public_url}/images/{public_id}"
+
+    def path(self, public_id: str) -> Path | None:
+        if not _PUBLIC_ID.match(public_id):
+            return None
+        path = self.folder / public_id
+        return path if path.is_file() else None
+
+
+class CloudinaryImages:
+    """The official SDK; the account comes from `CLOUDINARY_URL`."""
+
+    def __init__(self, max_bytes: int):
+        import cloudinary  # reads CLOUDINARY_URL from the environment
+        cloudinary.config(secure=True)
+        self.max_bytes = max_bytes
+
+    def upload(self, data: bytes) -> dict:
+        import cloudinary.uploader
+        check_size(data, self.max_bytes)
+        sniff(data)
+        try:
+            answer = cloudinary.uploader.upload(data, folder="buyit", resource_type="image")
+        except Exception as err:  # the SDK raises its own Error family
+            raise ApiError(502, "image_store_failed", f"Cloudinary refused the upload: {err}") from err
+        return {"publicId": answer["public_id"], "url": answer["secure_url"]}
+
+    def url(self, public_id: str) -> str:
+        import cloudinary
+        return cloudinary.CloudinaryImage(public_id).build_url(secure=True)
+
+    def path(self, public_id: str) -> Path | None:
+        return None
+
+
+def check_size(data: bytes, max_bytes: int) -> None:
+    if not data:
+        raise ApiError(422, "invalid", "the image is empty")
+    if len(data) > max_bytes:
+        raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
+
+
+async def fetch(url: str, max_bytes: int) -> bytes:
+    """Download an image by URL, refusing non-HTTP URLs and anything over the size limit."""
+    if not re.match(r"^https?://", url):
+        raise ApiError(422, "invalid", "url must be an http(s) URL")
+    try:
+        async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ApiError(422, "invalid", f"the image URL answered {response.status_code}")
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data.extend(chunk)
+                    if len(data) > max_bytes:
+                        raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
+                return bytes(data)
+    except httpx.HTTPError as err:
+        raise ApiError(422, "invalid", f"the image URL could not be fetched: {err}") from err
+
+
+def image_store(settings):
+    if settings.cloudinary_url:
+        return CloudinaryImages(settings.buyit_max_image_bytes)
+    return LocalImages(settings.buyit_data_dir.resolve() / "images", settings.public_url,
+                       settings.buyit_max_image_bytes)

@@ -1,0 +1,67 @@
+"""Request bodies. Strict: unknown fields and out-of-range values are a 422, never a 500."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+MAX_QUANTITY = 1_000_000_000
+MAX_PRICE_CENTS = 10**12
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def Text(max_length: int, min_length: int = 0):
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)]
+
+
+Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Status = Literal["DRAFT", "ACTIVE", "INACTIVE"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=False)
+
+
+class NewProduct(Body):
+    sku: Text(64, 1)
+    name: Text(200, 1)
+    description: Text(5000) = ""
+    category: Text(100) = ""
+    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS)]
+    currency: Currency
+    status: Status = "DRAFT"
+    image_public_ids: Annotated[list[Text(200, 1)], Field(max_length=20)] = []
+
+
+class ProductChanges(Body):
+    sku: Text(64, 1) | None = None
+    name: Text(200, 1) | None = None
+    description: Text(5000) | None = None
+    category: Text(100) | None = None
+    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS)] | None = None
+    currency: Currency | None = None
+    status: Status | None = None
+    image_public_ids: Annotated[list[Text(200, 1)], Field(max_length=20)] | None = None
+
+
+class StockLevel(Body):
+    product_id: Text(128, 1)
+    total_quantity: Quantity
+    expected_version: Annotated[int, Field(ge=0)] | None = None
+    low_stock_threshold: Quantity | None = None
+
+
+class ImageUrl(Body):
+    url: Text(2048, 1)
+
+
+class Registration(Body):
+    email: Text(320) | None = None

@@ -1,0 +1,83 @@
+"""Queries against the Postgres views (the read side); nothing here writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+PRODUCT_COLUMNS = """p.product_id, p.seller_id, p.sku, p.name, p.description, p.category, p.price_cents,
+    p.currency, p.status, p.image_public_ids, p.created_at, p.updated_at, p.version,
+    coalesce(s.available_quantity, 0) AS available_quantity"""
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class Reads:
+    """A small async pool over the views."""
+
+    def __init__(self, url: str):
+        self.pool = AsyncConnectionPool(url, min_size=1, max_size=10, open=False,
+                                        kwargs={"row_factory": dict_row, "autocommit": True})
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def one(self, sql: str, *params) -> dict | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+
+    async def all(self, sql: str, *params) -> list[dict]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    async def page(self, sql_where: str, params: list, order_key: str, cursor: str | None, limit: int,
+                   select: str) -> tuple[list[dict], str | None]:
+        """Keyset pagination over `order_key`; returns the rows and the next cursor (or None)."""
+        after = decode_cursor(cursor)
+        where = [sql_where] if sql_where else []
+        if after is not None:
+            where.append(f"{order_key} > %s")
+            params = [*params, after]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.all(f"{select} {clause} ORDER BY {order_key} LIMIT %s", *params, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(str(rows[-1][order_key.split('.')[-1]])) if more and rows else None
+        return rows, next_cursor
+
+    async def product(self, product_id: str) -> dict | None:
+        return await self.one(f"SELECT {PRODUCT_COLUMNS} FROM products p LEFT JOIN stock s USING (product_id) "
+                              "WHERE p.product_id = %s", product_id)
+
+    async def stock(self, product_id: str) -> dict | None:
+        return await self.one("SELECT * FROM stock WHERE product_id = %s", product_id)
+
+    async def ledger_account(self, account_id: str) -> dict | None:
+        return await self.one("SELECT * FROM ledger_accounts WHERE account_id = %s", account_id)
+
+    async def health(self) -> bool:
+        return (await self.one("SELECT 1 AS ok"))["ok"] == 1
+
+
+def image_ids(row: dict) -> list[str]:
+    value = row.get("image_public_ids") or []
+    return json.loads(value) if isinstance(value, str) else list(value)

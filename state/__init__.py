@@ -1,0 +1,1 @@
+"""The domain: pure deciders, one module per aggregate, no I/O."""

@@ -1,0 +1,138 @@
+"""Building blocks every aggregate shares: commands, events, rejections, actors."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, ClassVar
+
+ADMIN, SELLER, BUYER = "ADMIN", "SELLER", "BUYER"
+ROLES = (ADMIN, SELLER, BUYER)
+
+# Every message type by its wire name, so records decode back into the same class.
+REGISTRY: dict[str, type] = {}
+
+
+def message(cls):
+    """Register a frozen dataclass as a command or event under its wire type name."""
+    cls = dataclass(frozen=True, kw_only=True)(cls)
+    REGISTRY[getattr(cls, "TYPE", None) or cls.__name__] = cls
+    return cls
+
+
+def type_name(obj) -> str:
+    """The wire type name of a command or event instance or class."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    return getattr(cls, "TYPE", None) or cls.__name__
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked: the caller's user id and role, from the verified token."""
+
+    user_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+SYSTEM = Actor(user_id="system", role=ADMIN)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """A request to an aggregate. Carries its own id and `now` so deciding is deterministic."""
+
+    command_id: str
+    now: datetime
+    actor: Actor = SYSTEM
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """A fact. `settles` marks events that answer the request that started the chain."""
+
+    settles: ClassVar[bool] = True
+
+
+@message
+class Expire(Command):
+    """Sent by the timer when the earliest deadline held in an aggregate has passed."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A business refusal; `code` is a stable result code, `status` its HTTP status."""
+
+    code: str
+    message: str
+    status: int = 409
+    details: dict = field(default_factory=dict)
+
+
+def not_found(what: str) -> Rejection:
+    return Rejection("not_found", f"{what} not found", 404)
+
+
+def forbidden(message: str = "not allowed for this caller") -> Rejection:
+    return Rejection("forbidden", message, 403)
+
+
+def invalid(message: str, **details) -> Rejection:
+    return Rejection("invalid", message, 422, details)
+
+
+def may_manage(actor: Actor, owner_id: str) -> bool:
+    """Sellers manage what they own; admins manage everything."""
+    return actor.is_admin or actor.user_id == owner_id
+
+
+class InvariantBroken(AssertionError):
+    """A rule that must always hold did not: a bug, never a client's fault."""
+
+
+def check(condition: bool, what: str) -> None:
+    """Assert an invariant where state changes; a failure stops that decision loudly."""
+    if not condition:
+        raise InvariantBroken(what)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One aggregate's decider: what the generic dataflow operator needs to run it.
+
+    `react` turns an event into commands for other aggregates (the saga steps),
+    as (aggregate name, key, command); `deadline` is the earliest expiry the state
+    holds; `view` is the representation a settled command answers with.
+    """
+
+    name: str
+    initial_state: Callable[[], Any]
+    decide: Callable[[Any, Command], "list[Event] | Rejection"]
+    evolve: Callable[[Any, Event], Any]
+    view: Callable[[Any], dict | None]
+    react: Callable[[Event, Any, "Stamp"], list] = lambda event, state, stamp: []
+    deadline: Callable[[Any], datetime | None] = lambda state: None
+
+
+def derived_id(parent: str, label: str) -> str:
+    """A deterministic id derived from another id, so a replayed decision repeats its ids."""
+    try:
+        namespace = uuid.UUID(parent)
+    except ValueError:
+        namespace = uuid.NAMESPACE_URL
+    return str(uuid.uuid5(namespace, f"{parent}/{label}"))
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a saga step needs to issue a command: the clock and ids derived from its cause."""
+
+    now: datetime
+    cause_id: str
+
+    def id(self, label: str) -> str:
+        return derived_id(self.cause_id, label)

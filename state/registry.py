@@ -1,0 +1,5 @@
+"""Every aggregate by name, for the dataflows that run them."""
+
+from state import catalog, health, inventory, user
+
+AGGREGATES = {a.name: a for a in (health.AGGREGATE, user.AGGREGATE, catalog.AGGREGATE, inventory.AGGREGATE)}

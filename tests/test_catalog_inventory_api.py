@@ -1,0 +1,193 @@
+"""Issue 3's vertical slice through the real broker, dataflows, Postgres and API."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+from tests.helpers import PNG, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def new_product(seller, **overrides) -> dict:
+    body = {"sku": f"SKU-{overrides.pop('n', 1)}", "name": "Walnut desk", "description": "Solid walnut",
+            "category": "furniture", "priceCents": 25000, "currency": "USD", "status": "ACTIVE"}
+    body.update(overrides)
+    r = seller.post("/api/catalog/products", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def stock_of(seller, product_id) -> dict:
+    return eventually(lambda: (r := seller.get(f"/api/inventory/stock/{product_id}")).status_code == 200
+                      and r.json(), what="stock view")
+
+
+class TestSellerJourney:
+    def test_register_upload_create_stock_and_browse(self, client):
+        seller = client("SELLER")
+        r = seller.post("/api/users/me", json={"email": "s@example.com"})
+        assert r.status_code == 201, r.text
+        assert r.json()["payableAccountId"] == f"SELLER_PAYABLE_{seller.user_id}"
+        assert seller.post("/api/users/me").status_code == 201  # idempotent
+
+        upload = seller.post("/api/catalog/images/upload", files={"file": ("desk.png", PNG, "image/png")})
+        assert upload.status_code == 201, upload.text
+        image = upload.json()
+
+        product = new_product(seller, imagePublicIds=[image["publicId"]], name=f"Desk {seller.user_id}")
+        assert product["sellerId"] == seller.user_id
+        assert product["imageUrls"] == [image["url"]]
+
+        stock = stock_of(seller, product["productId"])
+        assert stock["totalQuantity"] == 0 and stock["availableQuantity"] == 0
+        r = seller.put("/api/inventory/stock", json={"productId": product["productId"], "totalQuantity": 7,
+                                                     "expectedVersion": stock["version"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["availableQuantity"] == 7
+
+        buyer = client("BUYER")
+
+        def listed():
+            page = buyer.get("/api/catalog/products/browse", params={"q": seller.user_id}).json()
+            return [p for p in page["items"] if p["productId"] == product["productId"] and
+                    p["availableQuantity"] == 7]
+        [seen] = eventually(listed, what="product browsable with stock")
+        assert seen["imageUrls"] == [image["url"]]
+        assert buyer.get(f"/api/inventory/availability/{product['productId']}").json() == {
+            "productId": product["productId"], "availableQuantity": 7, "inStock": True}
+        account = eventually(lambda: (r := seller.get(f"/api/ledger/accounts/SELLER_PAYABLE_{seller.user_id}"))
+                             .status_code == 200 and r.json(), what="payable account")
+        assert account["balanceCents"] == 0
+
+    def test_image_is_served(self, client):
+        seller = client("SELLER")
+        image = seller.post("/api/catalog/images/upload", files={"file": ("a.png", PNG, "image/png")}).json()
+        path = "/" + image["url"].split("/", 3)[3]
+        r = client().get(path)
+        assert r.status_code == 200 and r.content == PNG
+
+    def test_non_images_and_oversize_are_refused(self, client, stack):
+        seller = client("SELLER")
+        r = seller.post("/api/catalog/images/upload", files={"file": ("x.png", b"not an image", "image/png")})
+        assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+        big = PNG + b"\0" * stack.settings.buyit_max_image_bytes
+        r = seller.post("/api/catalog/images/upload", files={"file": ("x.png", big, "image/png")})
+        assert r.status_code == 413
+
+    def test_upload_from_url(self, client, stack):
+        seller = client("SELLER")
+        first = seller.post("/api/catalog/images/upload", files={"file": ("a.png", PNG, "image/png")}).json()
+        r = seller.post("/api/catalog/images/upload-url", json={"url": first["url"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["publicId"] != first["publicId"]
+        assert seller.post("/api/catalog/images/upload-url", json={"url": "file:///etc/passwd"}).status_code == 422
+
+    def test_sku_is_unique_per_seller(self, client):
+        seller, other = client("SELLER"), client("SELLER")
+        new_product(seller, n=5)
+        r = seller.post("/api/catalog/products", json={"sku": "SKU-5", "name": "x", "priceCents": 1,
+                                                        "currency": "USD"})
+        assert r.status_code == 409 and r.json()["error"] == "sku_taken"
+        new_product(other, n=5)  # another seller may use the same SKU
+
+    def test_update_product_and_browse_filters(self, client):
+        seller = client("SELLER")
+        p = new_product(seller, category=f"cat-{seller.user_id}", priceCents=1000)
+        r = seller.put(f"/api/catalog/products/{p['productId']}", json={"priceCents": 1500, "name": "Renamed"})
+        assert r.status_code == 200 and r.json()["priceCents"] == 1500
+        cat = f"cat-{seller.user_id}"
+        anon = client()
+        eventually(lambda: anon.get("/api/catalog/products/browse",
+                                    params={"category": cat, "minPriceCents": 1400}).json()["items"],
+                   what="filtered browse")
+        assert anon.get("/api/catalog/products/browse",
+                        params={"category": cat, "maxPriceCents": 1400}).json()["items"] == []
+
+    def test_browse_paginates(self, client):
+        seller = client("SELLER")
+        cat = f"page-{seller.user_id}"
+        for n in range(5):
+            new_product(seller, n=n, category=cat)
+        anon = client()
+        eventually(lambda: len(anon.get("/api/catalog/products/browse",
+                                        params={"category": cat, "limit": 10}).json()["items"]) == 5)
+        seen, cursor = [], None
+        while True:
+            page = anon.get("/api/catalog/products/browse",
+                            params={"category": cat, "limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+            seen += [p["productId"] for p in page["items"]]
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert len(seen) == 5 == len(set(seen))
+
+    def test_drafts_are_hidden_from_others(self, client):
+        seller = client("SELLER")
+        p = new_product(seller, status="DRAFT")
+        eventually(lambda: seller.get(f"/api/catalog/products/{p['productId']}").status_code == 200)
+        assert client().get(f"/api/catalog/products/{p['productId']}").status_code == 404
+        assert client("SELLER").get(f"/api/catalog/products/{p['productId']}").status_code == 404
+        listing = eventually(lambda: seller.get(f"/api/catalog/products/by-seller/{seller.user_id}").json()["items"])
+        assert [x["productId"] for x in listing] == [p["productId"]]
+
+
+class TestStockConcurrency:
+    def test_fifty_concurrent_versioned_updates_have_no_lost_update(self, client):
+        seller = client("SELLER")
+        p = new_product(seller)
+        start = stock_of(seller, p["productId"])
+        version = start["version"]
+
+        def update(n):
+            return seller.put("/api/inventory/stock", json={"productId": p["productId"], "totalQuantity": n + 1,
+                                                            "expectedVersion": version})
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(update, range(50)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes.count(200) == 1 and codes.count(409) == 49, codes
+        winner = next(a.json() for a in answers if a.status_code == 200)
+        for a in answers:
+            if a.status_code == 409:
+                assert a.json()["error"] == "version_conflict"
+                assert a.json()["currentVersion"] == winner["version"]
+        final = eventually(lambda: (s := stock_of(seller, p["productId"]))["version"] == winner["version"] and s)
+        assert final["totalQuantity"] == winner["totalQuantity"]
+
+    def test_chained_versions_all_win(self, client):
+        seller = client("SELLER")
+        p = new_product(seller)
+        version = stock_of(seller, p["productId"])["version"]
+        for n in range(10):
+            r = seller.put("/api/inventory/stock", json={"productId": p["productId"], "totalQuantity": n,
+                                                         "expectedVersion": version})
+            assert r.status_code == 200, r.text
+            version = r.json()["version"]
+
+
+class TestAccess:
+    def test_other_sellers_cannot_touch_stock_or_products(self, client):
+        seller, other = client("SELLER"), client("SELLER")
+        p = new_product(seller)
+        stock_of(seller, p["productId"])
+        assert other.get(f"/api/inventory/stock/{p['productId']}").status_code == 403
+        r = other.put("/api/inventory/stock", json={"productId": p["productId"], "totalQuantity": 3})
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+        assert other.put(f"/api/catalog/products/{p['productId']}", json={"name": "mine"}).status_code == 403
+        assert other.get(f"/api/catalog/products/by-seller/{seller.user_id}").status_code == 403
+        assert client("ADMIN").get(f"/api/inventory/stock/{p['productId']}").status_code == 200
+
+    def test_buyers_cannot_create_products_or_set_stock(self, client):
+        buyer = client("BUYER")
+        r = buyer.post("/api/catalog/products", json={"sku": "x", "name": "x", "priceCents": 1, "currency": "USD"})
+        assert r.status_code == 403
+        assert buyer.put("/api/inventory/stock", json={"productId": "x", "totalQuantity": 1}).status_code == 403
+
+    def test_unknown_things_are_404(self, client):
+        seller = client("SELLER")
+        assert seller.get("/api/inventory/stock/nope").status_code == 404
+        assert client().get("/api/catalog/products/nope").status_code == 404
+        r = seller.put("/api/inventory/stock", json={"productId": "nope", "totalQuantity": 1})
+        assert r.status_code == 404
