@@ -34,3 +34,11 @@ def create_schema(database_url: str) -> None:
     sql = (Path(sinks.__file__).parent / "schema.sql").read_text()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql)
+
+
+if __name__ == "__main__":
+    from buyit.settings import get_settings
+
+    settings = get_settings()
+    create_topics(settings)
+    create_schema(settings.database_url)

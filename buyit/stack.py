@@ -28,6 +28,10 @@ class Stack:
     def __post_init__(self):
         self.data = self.settings.buyit_data_dir.resolve()
         self.supervisor = Supervisor(self.data / "logs")
+        # Children read the same settings from their environment.
+        self.env.update({name.upper(): str(value) for name, value in self.settings.model_dump().items()
+                         if value is not None})
+        self.env["BUYIT_DATA_DIR"] = str(self.data)
 
     # --- lifecycle ---
 
@@ -38,7 +42,6 @@ class Stack:
             self._start_postgres()
             self._start_redis()
             self._start_stripe()
-            self.env["BUYIT_DATA_DIR"] = str(self.data)
             from buyit.bootstrap import create_schema, create_topics
             create_topics(self.settings_for_children())
             create_schema(self.env["DATABASE_URL"])
@@ -148,10 +151,10 @@ class Stack:
         wait_for(lambda: port_open(port), 30, "localstripe")
         self.env["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
 
-    def start_dataflows(self) -> None:
-        """Start both dataflows, each with recovery snapshots under the data directory."""
-        for name, flow in (("decide", "dataflows.decide:kafka_flow()"),
-                           ("project", "dataflows.project:kafka_flow()")):
+    def start_dataflows(self, names: tuple[str, ...] = ("decide", "project")) -> None:
+        """Start the dataflows, each with recovery snapshots under the data directory."""
+        for name in names:
+            flow = f"dataflows.{name}:kafka_flow()"
             recovery = self.data / "recovery" / name
             if not recovery.exists():
                 recovery.mkdir(parents=True)

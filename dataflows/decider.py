@@ -94,8 +94,8 @@ class DeciderLogic(StatefulLogic):
         remembered = slot.recent.get(envelope.event_id)
         if remembered is not None:
             fp, answer = remembered
-            if fp == fingerprint(envelope.payload):
-                return [answer] if answer else []  # a retry: the original answer, no new effects
+            if fp == fingerprint(envelope.payload):  # a retry: answer again, decide nothing new
+                return [answer or self._answer(envelope, None, agg.view(slot.state))]
             rejection = Rejection("idempotency_conflict",
                                   "this idempotency key was already used for a different request", 422)
             return [self._answer(envelope, rejection, None)]

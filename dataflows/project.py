@@ -14,6 +14,7 @@ from buyit.envelope import Envelope, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
 from sinks.views import rows
+from state.cart import view as cart_view
 from state.registry import AGGREGATES
 
 
@@ -35,20 +36,23 @@ def fold(held, item):
     agg = AGGREGATES[aggregate]
     state = held if held is not None else agg.initial_state()
     if envelope.version is not None and envelope.version <= state.version:
-        return state, []
+        return state, None
     state = agg.evolve(state, event)
-    return state, rows(aggregate, state)
+    return state, (aggregate, state)
 
 
-def build_flow(source, view_sink, dead_sink, to_message=lambda output: output) -> Dataflow:
+def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output) -> Dataflow:
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
     branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
     events = op.map("unwrap", branch.trues, lambda p: p[1])
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
-    folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [Row])
-    op.output("write_views", op.map("drop_key", folded, lambda kv: kv[1]), view_sink)
+    folded = op.stateful_map("fold", keyed, fold)  # (agg:id, (agg, state) | None)
+    changed = op.filter_map("changed", folded, lambda kv: kv[1])  # (agg, state)
+    op.output("write_views", op.map("to_rows", changed, lambda c: rows(*c)), view_sink)
+    carts = op.filter_map("carts", changed, lambda c: cart_view(c[1]) if c[0] == "cart" else None)
+    op.output("write_cart_cache", carts, cart_sink)
     poison = op.map("unwrap_poison", branch.falses, lambda p: p[1])
     op.output("write_dead_letters", op.map("to_message", poison, to_message), dead_sink)
     return flow
@@ -56,7 +60,9 @@ def build_flow(source, view_sink, dead_sink, to_message=lambda output: output) -
 
 def kafka_flow() -> Dataflow:
     from buyit.settings import get_settings
+    from sinks.cart_cache import CartCacheSink
     from sinks.postgres import PostgresViewSink
+    settings = get_settings()
     topics = [events_topic(name) for name in AGGREGATES]
-    return build_flow(kafka_source(topics), PostgresViewSink(get_settings().database_url), kafka_sink(),
-                      to_sink_message)
+    return build_flow(kafka_source(topics), PostgresViewSink(settings.database_url), kafka_sink(),
+                      CartCacheSink(settings.redis_url), to_sink_message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
+import redis.asyncio
 from fastapi import FastAPI
 
 from buyit.settings import get_settings
@@ -11,7 +12,7 @@ from ingest_api import errors
 from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
 from ingest_api.reads import Reads
-from ingest_api.routes import catalog, inventory, ledger, system, users
+from ingest_api.routes import cart, catalog, inventory, ledger, system, users
 
 
 def create_app() -> FastAPI:
@@ -25,15 +26,17 @@ def create_app() -> FastAPI:
         app.state.reads = Reads(settings.database_url)
         await app.state.reads.open()
         app.state.images = image_store(settings)
+        app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url)
         try:
             yield
         finally:
+            await app.state.redis.aclose()
             await app.state.reads.close()
             app.state.bus.close()
 
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
     errors.install(app)
-    for module in (system, users, catalog, inventory, ledger):
+    for module in (system, users, catalog, inventory, cart, ledger):
         app.include_router(module.router)
     return app

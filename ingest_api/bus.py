@@ -83,10 +83,6 @@ class CommandBus:
         future = self._loop.create_future()
         with self._lock:
             self._waiters[envelope.event_id] = future
-            known = self._recent.get(envelope.event_id)
-        if known is not None:  # an idempotent retry of a command already answered
-            self._waiters.pop(envelope.event_id, None)
-            return known
         delivered = self._loop.create_future()
 
         def on_delivery(err, msg):
@@ -142,11 +138,10 @@ class CommandBus:
                     log.warning("unreadable result record at offset %s", msg.offset())
                     continue
                 with self._lock:
-                    if result.command_id in self._recent:
-                        continue  # the first answer to a request stands
-                    self._recent[result.command_id] = result
-                    while len(self._recent) > KEEP_RESULTS:
-                        self._recent.popitem(last=False)
+                    if result.command_id not in self._recent:  # the first answer stands for polling
+                        self._recent[result.command_id] = result
+                        while len(self._recent) > KEEP_RESULTS:
+                            self._recent.popitem(last=False)
                     waiter = self._waiters.get(result.command_id)
                 if waiter is not None:
                     self._loop.call_soon_threadsafe(_settle_result, waiter, result)

@@ -65,3 +65,12 @@ class ImageUrl(Body):
 
 class Registration(Body):
     email: Text(320) | None = None
+
+
+class NewCartItem(Body):
+    product_id: Text(128, 1)
+    quantity: Annotated[int, Field(ge=1, le=10_000)]
+
+
+class CartItemChange(Body):
+    quantity: Annotated[int, Field(ge=1, le=10_000)]

@@ -51,3 +51,17 @@ CREATE TABLE IF NOT EXISTS ledger_accounts (
     currency      char(3) NOT NULL DEFAULT 'USD',
     version       integer NOT NULL DEFAULT 0
 );
+
+CREATE TABLE IF NOT EXISTS carts (
+    cart_id     text PRIMARY KEY,
+    buyer_id    text NOT NULL,
+    status      text NOT NULL CHECK (status IN ('ACTIVE', 'CHECKOUT', 'COMPLETED', 'EXPIRED', 'ABANDONED')),
+    items       jsonb NOT NULL DEFAULT '[]',
+    total_cents bigint NOT NULL CHECK (total_cents >= 0),
+    currency    char(3),
+    expires_at  timestamptz,
+    order_id    text,
+    created_at  timestamptz,
+    version     integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS carts_by_buyer ON carts (buyer_id, created_at DESC);

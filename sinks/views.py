@@ -60,4 +60,16 @@ def _stock(state) -> list[Row]:
         "version": state.version})]
 
 
-_MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock}
+def _cart(state) -> list[Row]:
+    if state.cart_id is None:
+        return []
+    from state.cart import view
+    body = view(state)
+    return [Row("carts", ("cart_id",), {
+        "cart_id": state.cart_id, "buyer_id": state.buyer_id, "status": state.status,
+        "items": json.dumps(body["items"]), "total_cents": body["totalCents"], "currency": body["currency"],
+        "expires_at": state.expires_at, "order_id": state.order_id, "created_at": state.created_at,
+        "version": state.version})]
+
+
+_MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart}

@@ -97,7 +97,7 @@ def _fields_problem(name: str, price_cents: int, currency: str, status: str) -> 
         return invalid("name must not be empty")
     if price_cents < 0:
         return invalid("priceCents must not be negative")
-    if not _CURRENCY.match(currency):
+    if not _CURRENCY.fullmatch(currency):
         return invalid("currency must be a 3-letter ISO code such as USD")
     if status not in STATUSES:
         return invalid(f"status must be one of {', '.join(STATUSES)}")

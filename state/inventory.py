@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from state.common import (Aggregate, Command, Event, Rejection, check, forbidden, invalid, may_manage,
-                          message, not_found)
+from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, check, forbidden, invalid,
+                          may_manage, message, not_found)
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5
 
@@ -32,6 +32,44 @@ class SetStock(Command):
     total_quantity: int
     expected_version: int | None = None
     low_stock_threshold: int | None = None
+
+
+@message
+class ReserveStock(Command):
+    """Hold units for a cart (soft). `mode="add"` adds to what the reservation holds, "set" replaces it."""
+
+    product_id: str
+    reservation_id: str
+    cart_id: str
+    buyer_id: str
+    quantity: int
+    mode: str = "add"
+    expires_at: datetime
+
+
+@message
+class ReleaseReservation(Command):
+    product_id: str
+    reservation_id: str
+    reason: str = "released"
+
+
+@message
+class AllocateStock(Command):
+    """Turn a cart's soft reservation into an order's hard allocation (or take fresh units if it lapsed)."""
+
+    product_id: str
+    reservation_id: str
+    order_id: str
+    quantity: int
+    expires_at: datetime
+
+
+@message
+class ConfirmSale(Command):
+    product_id: str
+    reservation_id: str
+    order_id: str
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -65,13 +103,108 @@ class StockUpdated(Event):
 
 @message
 class LowStockAlert(Event):
+    settles = False  # rides along with the change that caused it
     product_id: str
     seller_id: str
     available: int
     threshold: int
 
 
+@message
+class StockReserved(Event):
+    settles = False  # the cart that asked finishes the request
+    product_id: str
+    reservation_id: str
+    cart_id: str
+    buyer_id: str
+    quantity: int
+    expires_at: datetime
+    available: int
+
+
+@message
+class ReservationRefused(Event):
+    """A business failure is data: the reservation asked for more than there is."""
+
+    product_id: str
+    reservation_id: str
+    cart_id: str
+    buyer_id: str
+    requested: int
+    available: int
+
+    def rejection(self) -> Rejection:
+        return Rejection("insufficient_stock", f"only {self.available} available", 409,
+                         {"available": self.available})
+
+
+@message
+class ReservationReleased(Event):
+    settles = False
+    product_id: str
+    reservation_id: str
+    quantity: int
+    kind: str
+    reason: str
+    available: int
+
+
+@message
+class ReservationExpired(Event):
+    settles = False
+    product_id: str
+    reservation_id: str
+    holder_id: str
+    buyer_id: str
+    quantity: int
+    kind: str
+    available: int
+
+
+@message
+class StockAllocated(Event):
+    settles = False
+    product_id: str
+    reservation_id: str
+    order_id: str
+    quantity: int
+    expires_at: datetime
+    available: int
+
+
+@message
+class AllocationRefused(Event):
+    settles = False  # the order decides what the buyer is told
+    product_id: str
+    reservation_id: str
+    order_id: str
+    requested: int
+    available: int
+
+
+@message
+class ReservationFulfilled(Event):
+    settles = False
+    product_id: str
+    reservation_id: str
+    order_id: str
+    quantity: int
+
+
 # --- state ----------------------------------------------------------------------------------------
+
+SOFT, HARD = "SOFT", "HARD"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str
+    holder_id: str  # the cart (soft) or the order (hard)
+    quantity: int
+    kind: str
+    expires_at: datetime
+    buyer_id: str = ""
+
 
 @dataclass(frozen=True)
 class Stock:
@@ -139,7 +272,72 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
             return [StockUpdated(product_id=state.product_id, total_quantity=command.total_quantity,
                                  low_stock_threshold=threshold, levels=after),
                     *_low_stock(state, after, threshold)]
+        case ReserveStock():
+            return _reserve(state, command)
+        case ReleaseReservation():
+            held = state.reservations.get(command.reservation_id)
+            if held is None:
+                return []  # already released, expired or sold: nothing to give back
+            return [ReservationReleased(product_id=state.product_id, reservation_id=held.reservation_id,
+                                        quantity=held.quantity, kind=held.kind, reason=command.reason,
+                                        available=state.available + held.quantity)]
+        case AllocateStock():
+            return _allocate(state, command)
+        case ConfirmSale():
+            held = state.reservations.get(command.reservation_id)
+            if held is None or held.kind != HARD or held.holder_id != command.order_id:
+                return Rejection("invalid_transition", "no allocation of this order to confirm", 409)
+            return [ReservationFulfilled(product_id=state.product_id, reservation_id=held.reservation_id,
+                                         order_id=command.order_id, quantity=held.quantity)]
+        case Expire():
+            return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
+                                       holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
+                                       kind=r.kind,
+                                       available=state.available + r.quantity)
+                    for r in sorted(state.reservations.values(), key=lambda r: (r.expires_at, r.reservation_id))
+                    if r.expires_at <= command.now]
     return invalid(f"inventory does not handle {type(command).__name__}")
+
+
+def _reserve(state: Stock, command: ReserveStock) -> list[Event] | Rejection:
+    held = state.reservations.get(command.reservation_id)
+    if held is not None and held.kind == HARD:
+        return Rejection("invalid_transition", "these units are already allocated to an order", 409)
+    if command.mode not in ("add", "set"):
+        return invalid("mode must be add or set")
+    held_quantity = held.quantity if held else 0
+    wanted = held_quantity + command.quantity if command.mode == "add" else command.quantity
+    if wanted <= 0 or command.quantity <= 0:
+        return invalid("quantity must be at least 1")
+    can_have = state.available + held_quantity
+    if wanted > can_have:
+        return [ReservationRefused(product_id=state.product_id, reservation_id=command.reservation_id,
+                                   cart_id=command.cart_id, buyer_id=command.buyer_id, requested=wanted,
+                                   available=can_have)]
+    after = _levels_after(state, reserved=state.reserved - held_quantity + wanted)
+    return [StockReserved(product_id=state.product_id, reservation_id=command.reservation_id,
+                          cart_id=command.cart_id, buyer_id=command.buyer_id, quantity=wanted,
+                          expires_at=command.expires_at, available=after.available),
+            *_low_stock(state, after, state.low_stock_threshold)]
+
+
+def _allocate(state: Stock, command: AllocateStock) -> list[Event] | Rejection:
+    held = state.reservations.get(command.reservation_id)
+    if held is not None and held.kind == HARD:
+        if held.holder_id == command.order_id:
+            return []  # allocated already: a redelivered saga step
+        return Rejection("invalid_transition", "these units are allocated to another order", 409)
+    held_quantity = held.quantity if held else 0
+    can_have = state.available + held_quantity
+    if command.quantity <= 0 or command.quantity > can_have:
+        return [AllocationRefused(product_id=state.product_id, reservation_id=command.reservation_id,
+                                  order_id=command.order_id, requested=command.quantity, available=can_have)]
+    after = _levels_after(state, reserved=state.reserved - held_quantity,
+                          allocated=state.allocated + command.quantity)
+    return [StockAllocated(product_id=state.product_id, reservation_id=command.reservation_id,
+                           order_id=command.order_id, quantity=command.quantity, expires_at=command.expires_at,
+                           available=after.available),
+            *_low_stock(state, after, state.low_stock_threshold)]
 
 
 def evolve(state: Stock, event: Event) -> Stock:
@@ -149,6 +347,24 @@ def evolve(state: Stock, event: Event) -> Stock:
                         low_stock_threshold=event.low_stock_threshold)
         case StockUpdated():
             new = replace(state, total=event.total_quantity, low_stock_threshold=event.low_stock_threshold)
+        case StockReserved():
+            held = state.reservations.get(event.reservation_id)
+            reservations = {**state.reservations, event.reservation_id: Reservation(
+                event.reservation_id, event.cart_id, event.quantity, SOFT, event.expires_at, event.buyer_id)}
+            new = replace(state, reserved=state.reserved - (held.quantity if held else 0) + event.quantity,
+                          reservations=reservations)
+        case ReservationReleased() | ReservationExpired():
+            new = _without(state, event.reservation_id)
+        case StockAllocated():
+            held = state.reservations.get(event.reservation_id)
+            reservations = {**state.reservations, event.reservation_id: Reservation(
+                event.reservation_id, event.order_id, event.quantity, HARD, event.expires_at,
+                held.buyer_id if held else "")}
+            new = replace(state, reserved=state.reserved - (held.quantity if held else 0),
+                          allocated=state.allocated + event.quantity, reservations=reservations)
+        case ReservationFulfilled():
+            new = replace(_without(state, event.reservation_id), total=state.total - event.quantity,
+                          sold=state.sold + event.quantity)
         case _:
             new = state
     new = replace(new, version=state.version + 1)
@@ -156,11 +372,26 @@ def evolve(state: Stock, event: Event) -> Stock:
     return new
 
 
+def _without(state: Stock, reservation_id: str) -> Stock:
+    """The reservation's units go back to available (or, for a sale, the caller moves them on)."""
+    held = state.reservations.get(reservation_id)
+    if held is None:
+        return state
+    reservations = {k: v for k, v in state.reservations.items() if k != reservation_id}
+    if held.kind == SOFT:
+        return replace(state, reserved=state.reserved - held.quantity, reservations=reservations)
+    return replace(state, allocated=state.allocated - held.quantity, reservations=reservations)
+
+
 def _check_levels(stock: Stock) -> None:
     check(stock.reserved >= 0 and stock.allocated >= 0 and stock.sold >= 0, "quantities never negative")
     check(stock.available >= 0, "available never negative")
     check(stock.available + stock.reserved + stock.allocated == stock.total,
           "available + reserved + allocated = total")
+    check(stock.reserved == sum(r.quantity for r in stock.reservations.values() if r.kind == SOFT),
+          "reserved = the soft reservations held")
+    check(stock.allocated == sum(r.quantity for r in stock.reservations.values() if r.kind == HARD),
+          "allocated = the hard allocations held")
 
 
 def view(state: Stock) -> dict | None:
@@ -178,4 +409,23 @@ def deadline(state: Stock) -> datetime | None:
     return min((r.expires_at for r in state.reservations.values()), default=None)
 
 
-AGGREGATE = Aggregate("inventory", initial_state, decide, evolve, view, deadline=deadline)
+def react(event: Event, state: Stock, stamp: Stamp) -> list:
+    """Saga steps: tell the cart (by buyer) or the order what became of its units."""
+    from state import cart
+    match event:
+        case StockReserved():
+            return [("cart", event.buyer_id, cart.ConfirmReservation(
+                command_id=stamp.id("confirm"), now=stamp.now, buyer_id=event.buyer_id,
+                reservation_id=event.reservation_id, quantity=event.quantity))]
+        case ReservationRefused():
+            return [("cart", event.buyer_id, cart.RefuseReservation(
+                command_id=stamp.id("refuse"), now=stamp.now, buyer_id=event.buyer_id,
+                reservation_id=event.reservation_id))]
+        case ReservationExpired() if event.kind == SOFT:
+            return [("cart", event.buyer_id, cart.LapseReservation(
+                command_id=stamp.id("lapse"), now=stamp.now, buyer_id=event.buyer_id,
+                reservation_id=event.reservation_id))]
+    return []
+
+
+AGGREGATE = Aggregate("inventory", initial_state, decide, evolve, view, react=react, deadline=deadline)

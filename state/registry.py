@@ -1,5 +1,5 @@
 """Every aggregate by name, for the dataflows that run them."""
 
-from state import catalog, health, inventory, user
+from state import cart, catalog, health, inventory, user
 
-AGGREGATES = {a.name: a for a in (health.AGGREGATE, user.AGGREGATE, catalog.AGGREGATE, inventory.AGGREGATE)}
+AGGREGATES = {a.name: a for a in (health.AGGREGATE, user.AGGREGATE, catalog.AGGREGATE, inventory.AGGREGATE, cart.AGGREGATE)}

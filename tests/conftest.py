@@ -35,6 +35,19 @@ def stack():
     shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def short_ttl_stack():
+    """A private stack whose reservations and carts expire in seconds."""
+    from buyit.stack import Stack
+    data = Path(tempfile.mkdtemp(prefix="buyit-ttl-"))
+    settings = test_settings(data, buyit_soft_reservation_ttl_s=4, buyit_cart_ttl_s=3,
+                             buyit_hard_reservation_ttl_s=4)
+    running = Stack(settings, memory_broker=True).start()
+    yield running
+    running.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
 class Client:
     """An HTTP client for one caller (or anonymous), against the test stack."""
 

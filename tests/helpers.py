@@ -27,3 +27,27 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout}s: {what or probe}; last: {last!r}")
         time.sleep(interval)
+
+
+def read_topic(brokers: list[str], topic: str, timeout: float = 2.0) -> list[dict]:
+    """Every record on `topic` (all partitions, from the beginning), decoded as JSON."""
+    import json
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": ",".join(brokers), "group.id": "buyit-tests",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out, done, deadline = [], {p: ends[p] <= 0 for p in parts}, time.monotonic() + timeout + 10
+        while not all(done.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.1):
+                if msg.error():
+                    continue
+                out.append(json.loads(msg.value()))
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    done[msg.partition()] = True
+        return out
+    finally:
+        consumer.close()

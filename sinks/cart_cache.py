@@ -1,0 +1,59 @@
+"""The Redis cart cache: `cart:{buyerId}` holds the active cart as JSON, expiring with the cart."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import redis
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+# Write only if newer than what is cached, so replays and duplicates change nothing.
+_PUT = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local ok, cart = pcall(cjson.decode, held)
+  if ok and tonumber(cart['version']) and tonumber(cart['version']) >= tonumber(ARGV[2]) then return 0 end
+end
+if tonumber(ARGV[3]) <= 0 then redis.call('DEL', KEYS[1]) return 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+return 1
+"""
+
+
+def cache_key(buyer_id: str) -> str:
+    return f"cart:{buyer_id}"
+
+
+def ttl_ms(view: dict, now: datetime) -> int:
+    """How long the cache entry lives: until the cart expires; 0 (delete) once it is no longer active."""
+    if view["status"] not in ("ACTIVE", "CHECKOUT") or not view.get("expiresAt"):
+        return 0 if view["status"] != "CHECKOUT" else 3_600_000
+    return max(0, int((datetime.fromisoformat(view["expiresAt"]) - now).total_seconds() * 1000))
+
+
+class _Partition(StatelessSinkPartition):
+    def __init__(self, url: str):
+        self._redis = redis.Redis.from_url(url)
+        self._put = self._redis.register_script(_PUT)
+
+    def write_batch(self, items: list[dict]) -> None:
+        now = datetime.now(UTC)
+        pipe = self._redis.pipeline(transaction=False)
+        for view in items:
+            self._put(keys=[cache_key(view["buyerId"])],
+                      args=[json.dumps(view), view["version"], ttl_ms(view, now)], client=pipe)
+        pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+class CartCacheSink(DynamicSink):
+    """A Bytewax sink of cart views into Redis."""
+
+    def __init__(self, url: str):
+        self._url = url
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
+        return _Partition(self._url)

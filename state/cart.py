@@ -1,0 +1,326 @@
+"""Carts, keyed by buyer. Items hold soft reservations; an idle cart expires and gives them back.
+
+Adding or changing an item is a saga: the cart records the request, the
+product's inventory reserves (or refuses), and the cart confirms the item with
+the quantity the reservation now holds. A cart ends COMPLETED (paid), EXPIRED
+(idle too long) or ABANDONED (payment failed); the buyer's next add starts a
+new cart with a new id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, derived_id, invalid, message,
+                          not_found)
+
+ACTIVE, CHECKOUT, COMPLETED, EXPIRED, ABANDONED = "ACTIVE", "CHECKOUT", "COMPLETED", "EXPIRED", "ABANDONED"
+OPEN = (ACTIVE,)
+ENDED = (COMPLETED, EXPIRED, ABANDONED)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+@message
+class AddCartItem(Command):
+    buyer_id: str
+    product_id: str
+    sku: str
+    seller_id: str
+    price_cents: int
+    currency: str
+    quantity: int
+    reservation_ttl_s: int
+    cart_ttl_s: int
+
+
+@message
+class ChangeCartItem(Command):
+    buyer_id: str
+    item_id: str
+    quantity: int
+    reservation_ttl_s: int
+    cart_ttl_s: int
+
+
+@message
+class RemoveCartItem(Command):
+    buyer_id: str
+    item_id: str
+    cart_ttl_s: int
+
+
+@message
+class ConfirmReservation(Command):
+    """From inventory: the reservation now holds `quantity` units."""
+
+    buyer_id: str
+    reservation_id: str
+    quantity: int
+
+
+@message
+class RefuseReservation(Command):
+    """From inventory: the reservation could not grow; the cart keeps what it had."""
+
+    buyer_id: str
+    reservation_id: str
+
+
+@message
+class LapseReservation(Command):
+    """From inventory: a soft reservation's own TTL passed and its units went back."""
+
+    buyer_id: str
+    reservation_id: str
+
+
+# --- events -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    product_id: str
+    sku: str
+    seller_id: str
+    quantity: int
+    price_cents: int
+    currency: str
+    reservation_id: str
+
+
+@message
+class CartCreated(Event):
+    settles = False
+    cart_id: str
+    buyer_id: str
+    created_at: datetime
+
+
+@message
+class CartItemRequested(Event):
+    """The cart asked inventory for units; the item shows once they are reserved."""
+
+    settles = False
+    cart_id: str
+    item: Item
+    quantity: int
+    mode: str
+    reservation_expires_at: datetime
+    expires_at: datetime
+
+
+@message
+class CartItemConfirmed(Event):
+    cart_id: str
+    item_id: str
+    product_id: str
+    quantity: int
+
+
+@message
+class CartItemRefused(Event):
+    settles = False  # inventory already told the buyer why
+    cart_id: str
+    item_id: str
+    product_id: str
+
+
+@message
+class CartItemRemoved(Event):
+    cart_id: str
+    item_id: str
+    product_id: str
+    reservation_id: str
+    quantity: int
+    reason: str
+    expires_at: datetime | None
+
+
+@message
+class CartAbandoned(Event):
+    """The cart ended unpaid: idle past its expiry (status EXPIRED) or its payment failed (ABANDONED)."""
+
+    cart_id: str
+    buyer_id: str
+    status: str
+    items: tuple[Item, ...]
+    at: datetime
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cart:
+    cart_id: str | None = None
+    buyer_id: str = ""
+    status: str = ACTIVE
+    items: dict = field(default_factory=dict)  # product_id -> Item (quantity 0 while first requested)
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    order_id: str | None = None
+    version: int = 0
+
+    def item(self, item_id: str) -> Item | None:
+        return next((i for i in self.items.values() if i.item_id == item_id and i.quantity > 0), None)
+
+    def by_reservation(self, reservation_id: str) -> Item | None:
+        return next((i for i in self.items.values() if i.reservation_id == reservation_id), None)
+
+    @property
+    def currency(self) -> str | None:
+        return next((i.currency for i in self.items.values()), None)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(i.price_cents * i.quantity for i in self.items.values())
+
+
+def initial_state() -> Cart:
+    return Cart()
+
+
+def decide(state: Cart, command: Command) -> list[Event] | Rejection:
+    match command:
+        case AddCartItem() if not 1 <= command.quantity:
+            return invalid("quantity must be at least 1")
+        case AddCartItem() if state.cart_id is None or state.status in ENDED:
+            cart_id = derived_id(command.command_id, "cart")
+            fresh = Cart(cart_id=cart_id, buyer_id=command.buyer_id)
+            return [CartCreated(cart_id=cart_id, buyer_id=command.buyer_id, created_at=command.now),
+                    *_request_add(fresh, command)]
+        case AddCartItem() | ChangeCartItem() | RemoveCartItem() if state.status != ACTIVE:
+            return Rejection("invalid_transition", f"the cart is {state.status}", 409, {"status": state.status})
+        case AddCartItem() if state.currency not in (None, command.currency):
+            return Rejection("currency_mismatch", f"this cart is in {state.currency}", 409,
+                             {"cartCurrency": state.currency})
+        case AddCartItem():
+            return _request_add(state, command)
+        case ChangeCartItem() if state.item(command.item_id) is None:
+            return not_found("cart item")
+        case ChangeCartItem() if command.quantity < 1:
+            return invalid("quantity must be at least 1; remove the item instead")
+        case ChangeCartItem():
+            item = state.item(command.item_id)
+            return [CartItemRequested(cart_id=state.cart_id, item=item, quantity=command.quantity, mode="set",
+                                      reservation_expires_at=_after(command, command.reservation_ttl_s),
+                                      expires_at=_after(command, command.cart_ttl_s))]
+        case RemoveCartItem() if state.item(command.item_id) is None:
+            return not_found("cart item")
+        case RemoveCartItem():
+            item = state.item(command.item_id)
+            return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
+                                    reservation_id=item.reservation_id, quantity=item.quantity, reason="removed",
+                                    expires_at=_after(command, command.cart_ttl_s))]
+        case ConfirmReservation():
+            item = state.by_reservation(command.reservation_id)
+            if item is None or state.status != ACTIVE:
+                return []  # the cart moved on; inventory's own expiry or release will return the units
+            return [CartItemConfirmed(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
+                                      quantity=command.quantity)]
+        case RefuseReservation():
+            item = state.by_reservation(command.reservation_id)
+            if item is None:
+                return []
+            return [CartItemRefused(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id)]
+        case LapseReservation():
+            item = state.by_reservation(command.reservation_id)
+            if item is None or state.status != ACTIVE:
+                return []
+            return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
+                                    reservation_id=item.reservation_id, quantity=item.quantity,
+                                    reason="reservation_expired", expires_at=None)]
+        case Expire() if state.status == ACTIVE and state.expires_at and state.expires_at <= command.now:
+            return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=EXPIRED,
+                                  items=tuple(i for i in state.items.values() if i.quantity > 0), at=command.now)]
+        case Expire():
+            return []
+    return invalid(f"carts do not handle {type(command).__name__}")
+
+
+def _request_add(state: Cart, command: AddCartItem) -> list[Event]:
+    held = state.items.get(command.product_id)
+    item = held or Item(item_id=derived_id(state.cart_id, f"item/{command.product_id}"),
+                        product_id=command.product_id, sku=command.sku, seller_id=command.seller_id, quantity=0,
+                        price_cents=command.price_cents, currency=command.currency,
+                        reservation_id=derived_id(state.cart_id, f"reservation/{command.product_id}"))
+    return [CartItemRequested(cart_id=state.cart_id, item=item, quantity=command.quantity, mode="add",
+                              reservation_expires_at=_after(command, command.reservation_ttl_s),
+                              expires_at=_after(command, command.cart_ttl_s))]
+
+
+def _after(command: Command, seconds: int) -> datetime:
+    """TTLs come as durations on the command, so a retried request is the same request."""
+    return command.now + timedelta(seconds=seconds)
+
+
+def evolve(state: Cart, event: Event) -> Cart:
+    match event:
+        case CartCreated():
+            new = Cart(cart_id=event.cart_id, buyer_id=event.buyer_id, created_at=event.created_at,
+                       version=state.version)
+        case CartItemRequested():
+            items = state.items if event.item.product_id in state.items else {
+                **state.items, event.item.product_id: event.item}
+            new = replace(state, items=items, expires_at=event.expires_at)
+        case CartItemConfirmed():
+            item = replace(state.items[event.product_id], quantity=event.quantity)
+            new = replace(state, items={**state.items, event.product_id: item})
+        case CartItemRefused():
+            held = state.items[event.product_id]
+            items = state.items if held.quantity > 0 else {
+                k: v for k, v in state.items.items() if k != event.product_id}
+            new = replace(state, items=items)
+        case CartItemRemoved():
+            new = replace(state, items={k: v for k, v in state.items.items() if k != event.product_id},
+                          expires_at=event.expires_at or state.expires_at)
+        case CartAbandoned():
+            new = replace(state, status=event.status, items={})
+        case _:
+            new = state
+    return replace(new, version=state.version + 1)
+
+
+def react(event: Event, state: Cart, stamp: Stamp) -> list:
+    """Saga steps: ask inventory to reserve or release."""
+    from state import inventory
+    match event:
+        case CartItemRequested():
+            return [("inventory", event.item.product_id, inventory.ReserveStock(
+                command_id=stamp.id("reserve"), now=stamp.now, product_id=event.item.product_id,
+                reservation_id=event.item.reservation_id, cart_id=event.cart_id, buyer_id=state.buyer_id,
+                quantity=event.quantity, mode=event.mode, expires_at=event.reservation_expires_at))]
+        case CartItemRemoved() if event.reason == "removed":
+            return [_release(event.product_id, event.reservation_id, "removed", stamp)]
+        case CartAbandoned():
+            return [_release(i.product_id, i.reservation_id, event.status.lower(), stamp) for i in event.items]
+    return []
+
+
+def _release(product_id: str, reservation_id: str, reason: str, stamp: Stamp):
+    from state import inventory
+    return ("inventory", product_id, inventory.ReleaseReservation(
+        command_id=stamp.id(f"release/{reservation_id}"), now=stamp.now, product_id=product_id,
+        reservation_id=reservation_id, reason=reason))
+
+
+def deadline(state: Cart) -> datetime | None:
+    return state.expires_at if state.status == ACTIVE and state.cart_id else None
+
+
+def view(state: Cart) -> dict | None:
+    if state.cart_id is None:
+        return None
+    items = [i for i in state.items.values() if i.quantity > 0]
+    return {"cartId": state.cart_id, "buyerId": state.buyer_id, "status": state.status,
+            "items": [{"itemId": i.item_id, "productId": i.product_id, "sku": i.sku, "sellerId": i.seller_id,
+                       "quantity": i.quantity, "priceCents": i.price_cents, "currency": i.currency,
+                       "reservationId": i.reservation_id} for i in items],
+            "totalCents": sum(i.price_cents * i.quantity for i in items),
+            "currency": state.currency,
+            "expiresAt": state.expires_at.isoformat() if state.expires_at else None,
+            "orderId": state.order_id, "version": state.version}
+
+
+AGGREGATE = Aggregate("cart", initial_state, decide, evolve, view, react=react, deadline=deadline)

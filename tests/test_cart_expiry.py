@@ -1,0 +1,72 @@
+"""Expiry as events: idle carts and lapsed reservations give their units back, once, even across a crash."""
+
+from __future__ import annotations
+
+import signal
+
+import psycopg
+import pytest
+import redis
+
+from tests.conftest import Client
+from tests.helpers import eventually, read_topic
+from tests.test_cart_api import add, listed_product, stock
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ttl_client(short_ttl_stack):
+    def make(role=None, user_id=None, token=None):
+        import uuid
+        if role is not None and user_id is None:
+            user_id = f"{role.lower()}-{uuid.uuid4().hex[:10]}"
+        return Client(short_ttl_stack, user_id, role, token)
+    return make
+
+
+def cart_row(stack, cart_id):
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        return conn.execute("SELECT status FROM carts WHERE cart_id = %s", (cart_id,)).fetchone()
+
+
+def abandoned_events(stack, cart_id):
+    return [e for e in read_topic(stack.settings_for_children().brokers, "cart.events")
+            if e["type"] == "CartAbandoned" and e["payload"]["cartId"] == cart_id]
+
+
+def test_idle_cart_expires_and_releases_everything(short_ttl_stack, ttl_client):
+    stack = short_ttl_stack
+    seller, pid = listed_product(ttl_client, 6)
+    buyer = ttl_client("BUYER")
+    cart = add(buyer, pid, 4).json()
+    stock(seller, pid, reservedQuantity=4, availableQuantity=2)
+    cache = redis.Redis.from_url(stack.env["REDIS_URL"])
+    assert eventually(lambda: cache.exists(f"cart:{buyer.user_id}"))
+
+    stock(seller, pid, reservedQuantity=0, availableQuantity=6)
+    eventually(lambda: cart_row(stack, cart["cartId"]) == ("EXPIRED",), what="cart EXPIRED in Postgres")
+    eventually(lambda: not cache.exists(f"cart:{buyer.user_id}"), what="Redis key gone")
+    [event] = eventually(lambda: abandoned_events(stack, cart["cartId"]), what="CartAbandoned on cart.events")
+    assert event["payload"]["status"] == "EXPIRED"
+    assert buyer.get("/api/cart").json()["items"] == []
+
+
+def test_expiry_survives_a_dataflow_crash_and_happens_once(short_ttl_stack, ttl_client):
+    stack = short_ttl_stack
+    seller, pid = listed_product(ttl_client, 5)
+    buyer = ttl_client("BUYER")
+    cart = add(buyer, pid, 3).json()
+    reservation = cart["items"][0]["reservationId"]
+    stack.supervisor.stop_one("dataflow-decide", signal.SIGKILL)
+    stack.start_dataflows(("decide",))
+
+    stock(seller, pid, reservedQuantity=0, availableQuantity=5)
+    eventually(lambda: cart_row(stack, cart["cartId"]) == ("EXPIRED",), what="cart EXPIRED after restart")
+    brokers = stack.settings_for_children().brokers
+    expired = {e["eventId"] for e in read_topic(brokers, "inventory.events")
+               if e["type"] == "ReservationExpired" and e["payload"]["reservationId"] == reservation}
+    released = {e["eventId"] for e in read_topic(brokers, "inventory.events")
+                if e["type"] == "ReservationReleased" and e["payload"]["reservationId"] == reservation}
+    assert len(expired) + len(released) == 1  # given back exactly once, by whichever timer fired first
+    assert len({e["eventId"] for e in abandoned_events(stack, cart["cartId"])}) == 1
