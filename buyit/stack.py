@@ -48,6 +48,7 @@ class Stack:
             self.start_dataflows()
             if self.api:
                 self.start_api()
+                self._register_stripe_webhook()
         except BaseException:
             self.stop()
             raise
@@ -147,9 +148,19 @@ class Stack:
                 self.env["STRIPE_API_BASE"] = self.settings.stripe_api_base
             return
         port = self.settings.buyit_stripe_port
-        self.supervisor.start("localstripe", [str(BIN / "localstripe"), "--port", str(port)])
+        # --from-scratch: localstripe otherwise shares one pickle file in /tmp between instances
+        self.supervisor.start("localstripe", [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"])
         wait_for(lambda: port_open(port), 30, "localstripe")
         self.env["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
+
+    def _register_stripe_webhook(self) -> None:
+        """Point localstripe's signed webhooks at our endpoint (a real Stripe account is set up in its dashboard)."""
+        if self.settings.stripe_api_base or "STRIPE_API_BASE" not in self.env:
+            return
+        import httpx
+        url = f"http://127.0.0.1:{self.settings.buyit_api_port}/api/payments/webhooks/stripe"
+        httpx.post(f"{self.env['STRIPE_API_BASE']}/_config/webhooks/buyit",
+                   data={"url": url, "secret": self.settings.stripe_webhook_secret}, timeout=10).raise_for_status()
 
     def start_dataflows(self, names: tuple[str, ...] = ("decide", "project")) -> None:
         """Start the dataflows, each with recovery snapshots under the data directory."""

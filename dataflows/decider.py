@@ -138,7 +138,7 @@ class DeciderLogic(StatefulLogic):
             for target, key, follow_up in agg.react(event, state, stamp):
                 follow_env = command_envelope(follow_up, key, envelope.correlation_id, event_env.event_id)
                 out.append((commands_topic(target), key, follow_env.encode()))
-        refusals = [e.rejection() for e in events if hasattr(e, "rejection")]
+        refusals = [r for e in events if (r := getattr(e, "rejection", lambda: None)()) is not None]
         answer = None
         if refusals:
             answer = self._answer(envelope, refusals[0], agg.view(state))

@@ -12,7 +12,8 @@ from ingest_api import errors
 from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
 from ingest_api.reads import Reads
-from ingest_api.routes import cart, catalog, inventory, ledger, system, users
+from ingest_api.routes import cart, catalog, checkout, inventory, ledger, orders, system, users
+from ingest_api.stripe_gateway import StripeGateway
 
 
 def create_app() -> FastAPI:
@@ -26,6 +27,7 @@ def create_app() -> FastAPI:
         app.state.reads = Reads(settings.database_url)
         await app.state.reads.open()
         app.state.images = image_store(settings)
+        app.state.stripe = StripeGateway(settings)
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url)
         try:
             yield
@@ -37,6 +39,6 @@ def create_app() -> FastAPI:
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
     errors.install(app)
-    for module in (system, users, catalog, inventory, cart, ledger):
+    for module in (system, users, catalog, inventory, cart, checkout, orders, ledger):
         app.include_router(module.router)
     return app

@@ -65,3 +65,92 @@ CREATE TABLE IF NOT EXISTS carts (
     version     integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS carts_by_buyer ON carts (buyer_id, created_at DESC);
+
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      text PRIMARY KEY,
+    buyer_id      text NOT NULL,
+    status        text NOT NULL CHECK (status IN ('PENDING', 'CONFIRMED', 'PROCESSING', 'SHIPPED', 'DELIVERED', 'CANCELLED')),
+    provisional   boolean NOT NULL,
+    total_cents   bigint NOT NULL CHECK (total_cents >= 0),
+    currency      char(3) NOT NULL,
+    payment_id    text NOT NULL,
+    body          jsonb NOT NULL,
+    created_at    timestamptz,
+    confirmed_at  timestamptz,
+    cancelled_at  timestamptz,
+    version       integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_buyer ON orders (buyer_id, order_id);
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status, order_id);
+
+CREATE TABLE IF NOT EXISTS shipments (
+    shipment_id     text PRIMARY KEY,
+    order_id        text NOT NULL,
+    seller_id       text NOT NULL,
+    status          text NOT NULL CHECK (status IN ('PENDING', 'PROCESSING', 'SHIPPED', 'DELIVERED', 'CANCELLED')),
+    provisional     boolean NOT NULL,
+    body            jsonb NOT NULL,
+    version         integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shipments_by_seller ON shipments (seller_id, shipment_id);
+
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id     text PRIMARY KEY,
+    order_id       text NOT NULL,
+    buyer_id       text NOT NULL,
+    state          text NOT NULL CHECK (state IN ('CREATED', 'CAPTURED', 'FAILED', 'REFUND_PENDING')),
+    amount_cents   bigint NOT NULL CHECK (amount_cents >= 0),
+    currency       char(3) NOT NULL,
+    intent_id      text NOT NULL,
+    refund_flagged boolean NOT NULL DEFAULT false,
+    body           jsonb NOT NULL,
+    version        integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_by_intent ON payments (intent_id);
+CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id);
+
+CREATE TABLE IF NOT EXISTS ledger_transactions (
+    transaction_id text PRIMARY KEY,
+    payment_id     text NOT NULL UNIQUE,
+    order_id       text NOT NULL,
+    currency       char(3) NOT NULL,
+    debit_cents    bigint NOT NULL,
+    credit_cents   bigint NOT NULL,
+    posted_at      timestamptz,
+    version        integer NOT NULL,
+    CHECK (debit_cents = credit_cents)
+);
+CREATE INDEX IF NOT EXISTS ledger_transactions_by_order ON ledger_transactions (order_id);
+
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    transaction_id text NOT NULL,
+    seq            integer NOT NULL,
+    account_id     text NOT NULL,
+    direction      text NOT NULL CHECK (direction IN ('DEBIT', 'CREDIT')),
+    amount_cents   bigint NOT NULL CHECK (amount_cents >= 0),
+    currency       char(3) NOT NULL,
+    PRIMARY KEY (transaction_id, seq)
+);
+CREATE INDEX IF NOT EXISTS ledger_entries_by_account ON ledger_entries (account_id);
+
+-- Every transaction balances: checked at commit over its entries, not just its header.
+CREATE OR REPLACE FUNCTION ledger_transaction_balances() RETURNS trigger AS $$
+DECLARE net bigint;
+BEGIN
+    SELECT coalesce(sum(CASE direction WHEN 'DEBIT' THEN amount_cents ELSE -amount_cents END), 0) INTO net
+      FROM ledger_entries WHERE transaction_id = NEW.transaction_id;
+    IF net <> 0 THEN
+        RAISE EXCEPTION 'ledger transaction % does not balance (net %)', NEW.transaction_id, net;
+    END IF;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql;
+
+DO $$ BEGIN
+    CREATE CONSTRAINT TRIGGER ledger_entries_balance AFTER INSERT OR UPDATE ON ledger_entries
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_transaction_balances();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+INSERT INTO ledger_accounts (account_id, kind) VALUES
+    ('BUYER_EXTERNAL', 'EXTERNAL'), ('STRIPE_CLEARING', 'CLEARING'), ('BUYIT_REVENUE', 'REVENUE')
+ON CONFLICT (account_id) DO NOTHING;

@@ -72,4 +72,52 @@ def _cart(state) -> list[Row]:
         "version": state.version})]
 
 
-_MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart}
+def _order(state) -> list[Row]:
+    if state.order_id is None:
+        return []
+    from state.order import shipment_view, view
+    body = view(state)
+    out = [Row("orders", ("order_id",), {
+        "order_id": state.order_id, "buyer_id": state.buyer_id, "status": body["status"],
+        "provisional": state.provisional, "total_cents": state.total_cents, "currency": state.currency,
+        "payment_id": state.payment_id, "body": json.dumps(body), "created_at": state.created_at,
+        "confirmed_at": state.confirmed_at, "cancelled_at": state.cancelled_at, "version": state.version})]
+    for shipment in state.shipments:
+        ship = shipment_view(state, shipment)
+        out.append(Row("shipments", ("shipment_id",), {
+            "shipment_id": shipment.shipment_id, "order_id": state.order_id, "seller_id": shipment.seller_id,
+            "status": shipment.status, "provisional": state.provisional, "body": json.dumps(ship),
+            "version": state.version}))
+    return out
+
+
+def _payment(state) -> list[Row]:
+    if state.payment_id is None:
+        return []
+    from state.payment import REFUND_PENDING, view
+    return [Row("payments", ("payment_id",), {
+        "payment_id": state.payment_id, "order_id": state.order_id, "buyer_id": state.buyer_id,
+        "state": state.state, "amount_cents": state.amount_cents, "currency": state.currency,
+        "intent_id": state.intent_id, "refund_flagged": state.state == REFUND_PENDING,
+        "body": json.dumps(view(state)), "version": state.version})]
+
+
+def _ledger(state) -> list[Row]:
+    if state.transaction_id is None:
+        return []
+    from state.ledger import DEBIT
+    debits = sum(e.amount_cents for e in state.entries if e.direction == DEBIT)
+    credits = sum(e.amount_cents for e in state.entries if e.direction != DEBIT)
+    out = [Row("ledger_transactions", ("transaction_id",), {
+        "transaction_id": state.transaction_id, "payment_id": state.payment_id, "order_id": state.order_id,
+        "currency": state.currency, "debit_cents": debits, "credit_cents": credits, "posted_at": state.posted_at,
+        "version": state.version})]
+    out += [Row("ledger_entries", ("transaction_id", "seq"), {
+        "transaction_id": state.transaction_id, "seq": seq, "account_id": e.account_id, "direction": e.direction,
+        "amount_cents": e.amount_cents, "currency": state.currency}, guarded=False)
+        for seq, e in enumerate(state.entries)]
+    return out
+
+
+_MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart, "order": _order,
+            "payment": _payment, "ledger": _ledger}

@@ -76,6 +76,25 @@ class LapseReservation(Command):
     reservation_id: str
 
 
+@message
+class Checkout(Command):
+    buyer_id: str
+    order_id: str
+    payment_id: str
+    allocation_ttl_s: int
+    fee_bps: int
+
+
+@message
+class CloseCart(Command):
+    """From the order: paid (COMPLETED) or cancelled (ABANDONED)."""
+
+    buyer_id: str
+    cart_id: str
+    order_id: str
+    status: str
+
+
 # --- events -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -146,6 +165,25 @@ class CartAbandoned(Event):
     buyer_id: str
     status: str
     items: tuple[Item, ...]
+    at: datetime
+
+
+@message
+class CartCheckedOut(Event):
+    settles = False  # the order answers once its items are allocated
+    cart_id: str
+    buyer_id: str
+    order_id: str
+    payment_id: str
+    items: tuple[Item, ...]
+    allocation_ttl_s: int
+    fee_bps: int
+
+
+@message
+class CartCompleted(Event):
+    cart_id: str
+    order_id: str
     at: datetime
 
 
@@ -231,12 +269,33 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
             return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                     reservation_id=item.reservation_id, quantity=item.quantity,
                                     reason="reservation_expired", expires_at=None)]
+        case Checkout() if state.status == CHECKOUT:
+            return Rejection("invalid_transition", "this cart is already being checked out", 409,
+                             {"orderId": state.order_id})
+        case Checkout() if state.cart_id is None or state.status != ACTIVE or not _held(state):
+            return Rejection("empty_cart", "the cart has no items", 409)
+        case Checkout():
+            return [CartCheckedOut(cart_id=state.cart_id, buyer_id=state.buyer_id, order_id=command.order_id,
+                                   payment_id=command.payment_id, items=_held(state),
+                                   allocation_ttl_s=command.allocation_ttl_s, fee_bps=command.fee_bps)]
+        case CloseCart() if state.cart_id != command.cart_id or state.status != CHECKOUT:
+            return []
+        case CloseCart() if command.status == COMPLETED:
+            return [CartCompleted(cart_id=state.cart_id, order_id=command.order_id, at=command.now)]
+        case CloseCart():
+            return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=ABANDONED,
+                                  items=_held(state), at=command.now)]
         case Expire() if state.status == ACTIVE and state.expires_at and state.expires_at <= command.now:
             return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=EXPIRED,
-                                  items=tuple(i for i in state.items.values() if i.quantity > 0), at=command.now)]
+                                  items=_held(state), at=command.now)]
         case Expire():
             return []
     return invalid(f"carts do not handle {type(command).__name__}")
+
+
+def _held(state: Cart) -> tuple[Item, ...]:
+    """The items that hold units (an item shows only once its reservation is confirmed)."""
+    return tuple(i for i in state.items.values() if i.quantity > 0)
 
 
 def _request_add(state: Cart, command: AddCartItem) -> list[Event]:
@@ -275,8 +334,12 @@ def evolve(state: Cart, event: Event) -> Cart:
         case CartItemRemoved():
             new = replace(state, items={k: v for k, v in state.items.items() if k != event.product_id},
                           expires_at=event.expires_at or state.expires_at)
+        case CartCheckedOut():
+            new = replace(state, status=CHECKOUT, order_id=event.order_id)
+        case CartCompleted():
+            new = replace(state, status=COMPLETED)
         case CartAbandoned():
-            new = replace(state, status=event.status, items={})
+            new = replace(state, status=event.status)
         case _:
             new = state
     return replace(new, version=state.version + 1)
@@ -295,6 +358,16 @@ def react(event: Event, state: Cart, stamp: Stamp) -> list:
             return [_release(event.product_id, event.reservation_id, "removed", stamp)]
         case CartAbandoned():
             return [_release(i.product_id, i.reservation_id, event.status.lower(), stamp) for i in event.items]
+        case CartCheckedOut():
+            from state import order
+            items = tuple(order.OrderItem(item_id=i.item_id, product_id=i.product_id, sku=i.sku,
+                                          seller_id=i.seller_id, quantity=i.quantity, price_cents=i.price_cents,
+                                          currency=i.currency, reservation_id=i.reservation_id)
+                          for i in event.items)
+            return [("order", event.order_id, order.PlaceOrder(
+                command_id=stamp.id("place-order"), now=stamp.now, order_id=event.order_id,
+                buyer_id=event.buyer_id, cart_id=event.cart_id, payment_id=event.payment_id, items=items,
+                allocation_ttl_s=event.allocation_ttl_s, fee_bps=event.fee_bps))]
     return []
 
 
@@ -312,7 +385,7 @@ def deadline(state: Cart) -> datetime | None:
 def view(state: Cart) -> dict | None:
     if state.cart_id is None:
         return None
-    items = [i for i in state.items.values() if i.quantity > 0]
+    items = _held(state)
     return {"cartId": state.cart_id, "buyerId": state.buyer_id, "status": state.status,
             "items": [{"itemId": i.item_id, "productId": i.product_id, "sku": i.sku, "sellerId": i.seller_id,
                        "quantity": i.quantity, "priceCents": i.price_cents, "currency": i.currency,

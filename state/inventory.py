@@ -70,6 +70,7 @@ class ConfirmSale(Command):
     product_id: str
     reservation_id: str
     order_id: str
+    quantity: int
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -191,6 +192,18 @@ class ReservationFulfilled(Event):
     quantity: int
 
 
+@message
+class SaleShortfall(Event):
+    """A paid order whose hold had lapsed and whose units are gone: never hidden, for a human to resolve."""
+
+    settles = False
+    product_id: str
+    seller_id: str
+    order_id: str
+    quantity: int
+    available: int
+
+
 # --- state ----------------------------------------------------------------------------------------
 
 SOFT, HARD = "SOFT", "HARD"
@@ -285,10 +298,15 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
             return _allocate(state, command)
         case ConfirmSale():
             held = state.reservations.get(command.reservation_id)
-            if held is None or held.kind != HARD or held.holder_id != command.order_id:
-                return Rejection("invalid_transition", "no allocation of this order to confirm", 409)
-            return [ReservationFulfilled(product_id=state.product_id, reservation_id=held.reservation_id,
-                                         order_id=command.order_id, quantity=held.quantity)]
+            if held is not None and held.kind == HARD and held.holder_id == command.order_id:
+                return [ReservationFulfilled(product_id=state.product_id, reservation_id=held.reservation_id,
+                                             order_id=command.order_id, quantity=held.quantity)]
+            if state.available >= command.quantity > 0:  # the hold lapsed just before payment: sell from stock
+                return [ReservationFulfilled(product_id=state.product_id, reservation_id=command.reservation_id,
+                                             order_id=command.order_id, quantity=command.quantity)]
+            return [SaleShortfall(product_id=state.product_id, seller_id=state.seller_id,
+                                  order_id=command.order_id, quantity=command.quantity,
+                                  available=state.available)]
         case Expire():
             return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
                                        holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
@@ -411,7 +429,7 @@ def deadline(state: Stock) -> datetime | None:
 
 def react(event: Event, state: Stock, stamp: Stamp) -> list:
     """Saga steps: tell the cart (by buyer) or the order what became of its units."""
-    from state import cart
+    from state import cart, order
     match event:
         case StockReserved():
             return [("cart", event.buyer_id, cart.ConfirmReservation(
@@ -425,6 +443,18 @@ def react(event: Event, state: Stock, stamp: Stamp) -> list:
             return [("cart", event.buyer_id, cart.LapseReservation(
                 command_id=stamp.id("lapse"), now=stamp.now, buyer_id=event.buyer_id,
                 reservation_id=event.reservation_id))]
+        case ReservationExpired():  # an unpaid order's hold ran out
+            return [("order", event.holder_id, order.CancelOrder(
+                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.holder_id,
+                reason="payment_timeout"))]
+        case StockAllocated():
+            return [("order", event.order_id, order.ConfirmAllocation(
+                command_id=stamp.id("allocated"), now=stamp.now, order_id=event.order_id,
+                reservation_id=event.reservation_id))]
+        case AllocationRefused():
+            return [("order", event.order_id, order.FailAllocation(
+                command_id=stamp.id("allocation-failed"), now=stamp.now, order_id=event.order_id,
+                reservation_id=event.reservation_id, product_id=event.product_id, available=event.available))]
     return []
 
 

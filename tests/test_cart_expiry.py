@@ -70,3 +70,17 @@ def test_expiry_survives_a_dataflow_crash_and_happens_once(short_ttl_stack, ttl_
                 if e["type"] == "ReservationReleased" and e["payload"]["reservationId"] == reservation}
     assert len(expired) + len(released) == 1  # given back exactly once, by whichever timer fired first
     assert len({e["eventId"] for e in abandoned_events(stack, cart["cartId"])}) == 1
+
+
+def test_unpaid_order_expires_and_releases_its_allocation(short_ttl_stack, ttl_client):
+    seller, pid = listed_product(ttl_client, 5)
+    buyer = ttl_client("BUYER")
+    add(buyer, pid, 2)
+    r = buyer.post("/api/cart/checkout")
+    assert r.status_code == 201, r.text
+    order_id = r.json()["orderId"]
+    stock(seller, pid, allocatedQuantity=2, availableQuantity=3)
+    stock(seller, pid, allocatedQuantity=0, availableQuantity=5)
+    order = eventually(lambda: (o := buyer.get(f"/api/orders/{order_id}").json())["status"] == "CANCELLED" and o,
+                       what="unpaid order cancelled")
+    assert order["cancelReason"] == "payment_timeout" and order["cancelledAt"]

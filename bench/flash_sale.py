@@ -1,0 +1,329 @@
+"""Flash sale: N concurrent buyers after one hot SKU, ours (end to end) against a SERIALIZABLE baseline.
+
+    python -m bench.flash_sale [--buyers 64] [--stock 2000] [--duration 15] [--keep]
+
+(a) ours: a seller lists one product with `--stock` units; every buyer (own token) keeps POSTing
+    /api/cart/items {quantity: 1} for it (each success raises that buyer's soft reservation by one)
+    until `--duration` seconds have passed or it is refused for lack of stock. Each request goes
+    HTTP -> API -> Kafka -> decision dataflow (cart, then inventory, then cart again) -> result.
+(b) baseline, the spec's design taken literally, on the SAME embedded Postgres: one row
+    `bench_inventory(product_id, available, reserved, total, version, CHECK (available >= 0))`;
+    N threads, each with its own connection, loop: BEGIN ISOLATION LEVEL SERIALIZABLE; SELECT;
+    if available >= 1: UPDATE ... WHERE version = <read>; COMMIT; retrying serialization failures
+    and 0-row updates up to `--retries` times with a tiny random backoff.
+
+Everything runs against a private stack (in-memory broker) started here and stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+
+import httpx
+import psycopg
+from psycopg import IsolationLevel
+from psycopg.errors import SerializationFailure
+
+from bench._common import (api_url, cpu_delta, cpu_seconds, create_product, log_lines, private_stack, summary_ms,
+                           table, token, wait_until)
+
+
+# --- (a) ours, through the API ---
+
+async def _sale(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
+    codes: Counter = Counter()
+    errors: Counter = Counter()
+    samples: dict = {}
+    ok_lat: list[float] = []
+    all_lat: list[float] = []
+    limits = httpx.Limits(max_connections=len(tokens) + 4, max_keepalive_connections=len(tokens) + 4)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def buyer(tok: str):
+            headers = {"Authorization": f"Bearer {tok}"}
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post("/api/cart/items", json={"productId": pid, "quantity": 1}, headers=headers)
+                except httpx.HTTPError as err:
+                    codes["exception"] += 1
+                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
+                    continue
+                dt = time.perf_counter() - t0
+                all_lat.append(dt)
+                codes[r.status_code] += 1
+                if r.status_code == 201:
+                    ok_lat.append(dt)
+                    continue
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+                error = body.get("error") if isinstance(body, dict) else None
+                if r.status_code == 409 and error == "insufficient_stock":
+                    return  # sold out for quantity 1: nothing left to reserve
+                key = f"{r.status_code} {error}"
+                errors[key] += 1
+                samples.setdefault(key, str(body)[:300])
+
+        await asyncio.gather(*(buyer(t) for t in tokens))
+        elapsed = time.perf_counter() - started
+    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
+            "elapsed": elapsed}
+
+
+def run_ours(stack, buyers: int, units: int, duration: float) -> dict:
+    _, seller_tok = token(stack, "SELLER")
+    seller = httpx.Client(base_url=api_url(stack), headers={"Authorization": f"Bearer {seller_tok}"}, timeout=30)
+    try:
+        pid = create_product(seller, f"HOT-{uuid.uuid4().hex[:6]}", units)
+        people = [token(stack, "BUYER") for _ in range(buyers)]
+        cpu0 = cpu_seconds(stack)
+        out = asyncio.run(_sale(api_url(stack), pid, [t for _, t in people], duration))
+        out["cpu"] = cpu_delta(cpu0, cpu_seconds(stack))
+        out["successes"] = out["codes"][201]
+
+        # the read side is eventually consistent: wait for the stock view to settle
+        def settled():
+            first = seller.get(f"/api/inventory/stock/{pid}").json()
+            time.sleep(1.0)
+            second = seller.get(f"/api/inventory/stock/{pid}").json()
+            return second if first["version"] == second["version"] else None
+        out["stock"] = wait_until(settled, 30, "the stock view to settle")
+
+        def cart_units(tok: str) -> int:
+            r = httpx.get(f"{api_url(stack)}/api/cart", headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+            return sum(i["quantity"] for i in r.json()["items"] if i["productId"] == pid)
+        out["cart_units"] = sum(cart_units(t) for _, t in people)
+        out["hops"], out["record_counts"] = hop_breakdown(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+        out["dead_letters"] = len(read_records(stack.env["KAFKA_BOOTSTRAP_SERVERS"], "dead.letters"))
+        out["pid"] = pid
+        return out
+    finally:
+        seller.close()
+
+
+def read_records(bootstrap: str, topic: str) -> list[tuple[int, dict]]:
+    """Every record of `topic` from the beginning: (producer timestamp ms, decoded envelope)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out, done, deadline = [], {p: ends[p] <= 0 for p in parts}, time.monotonic() + 20
+        while not all(done.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.1):
+                if msg.error():
+                    continue
+                try:
+                    out.append((msg.timestamp()[1], json.loads(msg.value())))
+                except ValueError:
+                    out.append((msg.timestamp()[1], {}))
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    done[msg.partition()] = True
+        return out
+    finally:
+        consumer.close()
+
+
+def hop_breakdown(bootstrap: str) -> tuple[list[list], dict]:
+    """Per successful add, the time between the saga's records, from their producer timestamps (ms)."""
+    first: dict[tuple[str, str], int] = {}
+    for topic in ("cart.commands", "inventory.commands", "command.results"):
+        for ts, env in read_records(bootstrap, topic):
+            kind = "Result" if topic == "command.results" else env.get("type", "?")
+            first.setdefault((kind, env.get("correlationId", "?")), ts)
+    hops = {"API produce -> cart decided (ReserveStock out)": [],
+            "ReserveStock -> inventory decided (ConfirmReservation out)": [],
+            "ConfirmReservation -> cart decided (result out)": [],
+            "API produce -> result out (whole saga in Kafka)": []}
+    names = list(hops)
+    for (kind, corr), t0 in first.items():
+        if kind != "AddCartItem":
+            continue
+        t1, t2, t3 = (first.get(("ReserveStock", corr)), first.get(("ConfirmReservation", corr)),
+                      first.get(("Result", corr)))
+        if None in (t1, t2, t3):
+            continue
+        for name, d in zip(names, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+            hops[name].append(d / 1000)
+    counts = Counter(kind for kind, _ in first)
+    rows = []
+    for name, values in hops.items():
+        m = summary_ms(values)
+        rows.append([name, m["n"], m["p50"], m["p99"], m["mean"]])
+    return rows, counts
+
+
+# --- (b) the baseline, in Postgres ---
+
+def run_baseline(url: str, workers: int, units: int, duration: float, retries: int) -> dict:
+    pid = "bench-hot-1"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_inventory")
+        conn.execute("CREATE TABLE bench_inventory (product_id text PRIMARY KEY, available int NOT NULL, "
+                     "reserved int NOT NULL, total int NOT NULL, version int NOT NULL, CHECK (available >= 0))")
+        conn.execute("INSERT INTO bench_inventory VALUES (%s, %s, 0, %s, 0)", (pid, units, units))
+
+    lock = threading.Lock()
+    tally: Counter = Counter()
+    ok_lat: list[float] = []
+    start_gate = threading.Barrier(workers + 1)
+    stop_at = [0.0]
+
+    def worker():
+        local: Counter = Counter()
+        lat: list[float] = []
+        conn = psycopg.connect(url)
+        conn.isolation_level = IsolationLevel.SERIALIZABLE  # each transaction: BEGIN ISOLATION LEVEL SERIALIZABLE
+        try:
+            start_gate.wait()
+            while time.perf_counter() < stop_at[0]:
+                t0 = time.perf_counter()
+                attempt, outcome = 0, None
+                while outcome is None:
+                    try:
+                        available, version = conn.execute(
+                            "SELECT available, version FROM bench_inventory WHERE product_id = %s", (pid,)).fetchone()
+                        if available < 1:
+                            conn.commit()
+                            outcome = "sold_out"
+                            break
+                        cur = conn.execute("UPDATE bench_inventory SET available = available - 1, "
+                                           "reserved = reserved + 1, version = version + 1 "
+                                           "WHERE product_id = %s AND version = %s", (pid, version))
+                        if cur.rowcount == 1:
+                            conn.commit()
+                            outcome = "ok"
+                            break
+                        conn.rollback()
+                        local["retry: 0-row update (stale version)"] += 1
+                    except SerializationFailure:
+                        conn.rollback()
+                        local["retry: serialization failure"] += 1
+                    except psycopg.Error as err:
+                        conn.rollback()
+                        local[f"error: {type(err).__name__}"] += 1
+                    attempt += 1
+                    if attempt > retries:
+                        outcome = "gave_up"
+                        break
+                    time.sleep(random.uniform(0, 0.001 * attempt))  # tiny backoff
+                local[outcome] += 1
+                if outcome == "ok":
+                    lat.append(time.perf_counter() - t0)
+                if outcome == "sold_out":
+                    return
+        finally:
+            conn.close()
+            with lock:
+                tally.update(local)
+                ok_lat.extend(lat)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    stop_at[0] = time.perf_counter() + duration + 1e6  # set for real once everyone is connected
+    start_gate.wait()
+    started = time.perf_counter()
+    stop_at[0] = started + duration
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        available, reserved, total, version = conn.execute(
+            "SELECT available, reserved, total, version FROM bench_inventory WHERE product_id = %s",
+            (pid,)).fetchone()
+        conn.execute("DROP TABLE bench_inventory")
+    return {"tally": tally, "ok_lat": ok_lat, "elapsed": elapsed, "successes": tally["ok"],
+            "stock": {"availableQuantity": available, "reservedQuantity": reserved, "totalQuantity": total,
+                      "version": version}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--buyers", type=int, default=64, help="concurrent buyers / baseline workers (default 64)")
+    ap.add_argument("--stock", type=int, default=2000, help="units of the hot SKU (default 2000)")
+    ap.add_argument("--duration", type=float, default=15.0, help="seconds per side at most (default 15)")
+    ap.add_argument("--retries", type=int, default=10, help="baseline retries per reservation (default 10)")
+    ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
+    args = ap.parse_args(argv)
+
+    load_before = os.getloadavg()[0]
+    with private_stack("flash", keep=args.keep) as stack:
+        ours = run_ours(stack, args.buyers, args.stock, args.duration)
+        trouble = log_lines(stack)  # before the baseline, whose serialization failures Postgres logs
+        base = run_baseline(stack.env["DATABASE_URL"], args.buyers, args.stock, args.duration, args.retries)
+        command_wait = stack.settings.buyit_command_wait_s
+    load_after = os.getloadavg()[0]
+
+    o_lat, b_lat = summary_ms(ours["ok_lat"]), summary_ms(base["ok_lat"])
+    o_rate, b_rate = ours["successes"] / ours["elapsed"], base["successes"] / base["elapsed"]
+    codes = ours["codes"]
+    o_refused = codes[409]
+    o_other = sum(v for k, v in codes.items() if k not in (201, 409))
+    t = base["tally"]
+    b_retries = sum(v for k, v in t.items() if k.startswith("retry"))
+    print()
+    print(f"Flash sale: {args.buyers} concurrent buyers, one SKU with {args.stock} units, up to {args.duration:.0f} s "
+          f"per side, quantity 1 per request; loopback, memory broker, {os.cpu_count()}-core box, load generator "
+          f"in the same box.")
+    print("NOTE: ours is end to end (HTTP + JWT + API + Kafka + decision dataflow, cart->inventory->cart saga);"
+          " the baseline is a bare SQL transaction loop on the same Postgres, no HTTP, no cart.")
+    print(table(
+        ["side", "ok", "refused", "other", "elapsed s", "reserv/s", "p50 ms", "p99 ms", "max ms"],
+        [["(a) ours: POST /api/cart/items", ours["successes"], o_refused, o_other, ours["elapsed"], o_rate,
+          o_lat["p50"], o_lat["p99"], o_lat["max"]],
+         ["(b) baseline: SERIALIZABLE + version CAS", base["successes"], t["sold_out"], t["gave_up"],
+          base["elapsed"], b_rate, b_lat["p50"], b_lat["p99"], b_lat["max"]]]))
+    print("  latency: successful reservations only, from first send to answer (baseline: including retries)")
+    print(f"  ratio ours/baseline reservations/s: {o_rate / b_rate:.2f}x" if b_rate else "  baseline reserved nothing")
+    print()
+    s = ours["stock"]
+    over = max(0, s["reservedQuantity"] - s["totalQuantity"])
+    print(f"(a) ours: status counts {dict(sorted(codes.items(), key=str))}; "
+          f"all-request latency p50 {summary_ms(ours['all_lat'])['p50']:.1f} ms, "
+          f"p99 {summary_ms(ours['all_lat'])['p99']:.1f} ms (API answers 202 after {command_wait:.0f} s)")
+    print(f"    stock view: total {s['totalQuantity']}, reserved {s['reservedQuantity']}, "
+          f"available {s['availableQuantity']}, version {s['version']}")
+    print(f"    oversell = max(0, reserved - total) = {over};  successes == reserved: "
+          f"{ours['successes'] == s['reservedQuantity']} ({ours['successes']} vs {s['reservedQuantity']});  "
+          f"sum of buyers' cart quantities = {ours['cart_units']}")
+    if ours["errors"]:
+        print("    non-201/non-sold-out answers: " + "; ".join(f"{k} x{v}" for k, v in ours["errors"].most_common()))
+        for k, v in ours["samples"].items():
+            print(f"      e.g. {k}: {v}")
+    print(f"    records: {dict(ours['record_counts'])}; dead.letters: {ours['dead_letters']}")
+    print("    where the time of a successful add goes (Kafka producer timestamps, ms resolution):")
+    print("\n".join("      " + line for line in table(["span", "n", "p50", "p99", "mean"], ours["hops"]).splitlines()))
+    b = base["stock"]
+    b_over = max(0, b["reservedQuantity"] - b["totalQuantity"])
+    print(f"(b) baseline: {dict(t)}; retries {b_retries} "
+          f"({b_retries / max(1, base['successes']):.2f} per success)")
+    print(f"    row: total {b['totalQuantity']}, reserved {b['reservedQuantity']}, available {b['availableQuantity']}, "
+          f"version {b['version']}; oversell = {b_over}; successes == reserved: "
+          f"{base['successes'] == b['reservedQuantity']}")
+    print("CPU seconds during (a), per process (incl. children): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(ours["cpu"].items(), key=lambda kv: -kv[1]) if v >= 0.05))
+    print(f"1-min load average: {load_before:.1f} before, {load_after:.1f} after")
+    if trouble:
+        print("\nlog lines that look like trouble (stack logs, after (a)):")
+        print("\n".join(trouble))
+    consistent = (over == 0 and b_over == 0 and ours["successes"] == s["reservedQuantity"]
+                  and base["successes"] == b["reservedQuantity"])
+    return 0 if consistent and o_other == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

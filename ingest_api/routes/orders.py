@@ -1,0 +1,109 @@
+"""Orders and payments: reads, and the Stripe webhook."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ingest_api.auth import BuyerOrAdmin, Caller
+from ingest_api.commands import checked_id, now
+from ingest_api.errors import ApiError, not_found
+from state.payment import CapturePayment, FailPayment
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["orders"])
+
+ORDER_STATUSES = ("PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+def _body(row: dict) -> dict:
+    body = row["body"]
+    return json.loads(body) if isinstance(body, str) else body
+
+
+def _public_order(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in ("clientSecret", "version")}
+
+
+@router.get("/api/orders")
+async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None = None, limit: Limit = 20,
+                      cursor: Cursor = None):
+    """The caller's orders (an admin's: everyone's), optionally by status."""
+    where, params = [], []
+    if not actor.is_admin:
+        where.append("buyer_id = %s")
+        params.append(actor.user_id)
+    if status is not None:
+        if status not in ORDER_STATUSES:
+            raise ApiError(422, "invalid", f"status must be one of {', '.join(ORDER_STATUSES)}")
+        where.append("status = %s")
+        params.append(status)
+    rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "order_id", cursor, limit,
+                                                           "SELECT body FROM orders")
+    return {"items": [_public_order(_body(r)) for r in rows], "nextCursor": next_cursor}
+
+
+@router.get("/api/orders/{order_id}")
+async def get_order(request: Request, order_id: str, actor: Caller):
+    """One order with its items and shipments (its buyer or an admin)."""
+    checked_id(order_id, "order")
+    row = await request.app.state.reads.one("SELECT buyer_id, body FROM orders WHERE order_id = %s", order_id)
+    if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
+        raise not_found("order")
+    return _public_order(_body(row))
+
+
+@router.get("/api/payments/{payment_id}")
+async def get_payment(request: Request, payment_id: str, actor: Caller):
+    """A payment (its buyer or an admin)."""
+    checked_id(payment_id, "payment")
+    row = await request.app.state.reads.one("SELECT buyer_id, body FROM payments WHERE payment_id = %s", payment_id)
+    if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
+        raise not_found("payment")
+    return {k: v for k, v in _body(row).items() if k != "version"}
+
+
+@router.post("/api/payments/webhooks/stripe")
+async def stripe_webhook(request: Request):
+    """Stripe's signed events: `payment_intent.succeeded` captures, `payment_intent.payment_failed` fails.
+
+    Each Stripe event becomes one command whose id derives from the event id, so
+    any number of deliveries has one effect. Unknown event types are acknowledged.
+    """
+    payload = await request.body()
+    try:
+        event = request.app.state.stripe.verify(payload, request.headers.get("stripe-signature"))
+    except ValueError as err:
+        raise ApiError(400, "invalid_signature", f"the webhook signature does not verify: {err}") from err
+    kind = event.get("type")
+    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+        return {"received": True, "ignored": kind}
+    intent = (event.get("data") or {}).get("object") or {}
+    intent_id, event_id = str(intent.get("id", "")), str(event.get("id", ""))
+    payment_id = (intent.get("metadata") or {}).get("paymentId")
+    if not payment_id:
+        row = await request.app.state.reads.one("SELECT payment_id FROM payments WHERE intent_id = %s", intent_id)
+        payment_id = row and row["payment_id"]
+    if not payment_id or not event_id:
+        log.warning("Stripe event %s for unknown PaymentIntent %s", event_id, intent_id)
+        return JSONResponse({"received": True, "ignored": "unknown payment"}, 200)
+    command_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stripe-event:{event_id}"))
+    if kind == "payment_intent.succeeded":
+        command = CapturePayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
+                                 intent_id=intent_id, amount_cents=intent.get("amount_received") or intent.get("amount"))
+    else:
+        error = intent.get("last_payment_error") or {}
+        command = FailPayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
+                              intent_id=intent_id, reason=str(error.get("message") or error.get("code") or "failed"))
+    try:
+        await request.app.state.bus.send("payment", payment_id, command, wait=False)
+    except RuntimeError as err:  # not recorded: let Stripe deliver it again
+        raise ApiError(503, "unavailable", f"the event could not be recorded: {err}") from err
+    return {"received": True}

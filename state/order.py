@@ -1,0 +1,387 @@
+"""Orders, keyed by order id, with one shipment per seller inside.
+
+An order is placed PENDING and provisional by checkout, holds hard
+allocations while the buyer pays, is CONFIRMED by the captured payment (or
+CANCELLED by a failed payment, a failed allocation or an allocation that
+expired), and then follows its shipments: the order's status is always
+derived from them (`rolled_up`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from state.common import (Aggregate, Command, Event, Rejection, Stamp, derived_id, forbidden, invalid,
+                          may_manage, message, not_found)
+
+PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
+    "PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    item_id: str
+    product_id: str
+    sku: str
+    seller_id: str
+    quantity: int
+    price_cents: int
+    currency: str
+    reservation_id: str
+
+
+@dataclass(frozen=True)
+class Shipment:
+    shipment_id: str
+    seller_id: str
+    status: str = PENDING
+    item_ids: tuple[str, ...] = ()
+    tracking_number: str | None = None
+    carrier: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+@message
+class PlaceOrder(Command):
+    order_id: str
+    buyer_id: str
+    cart_id: str
+    payment_id: str
+    items: tuple[OrderItem, ...]
+    allocation_ttl_s: int
+    fee_bps: int
+
+
+@message
+class ConfirmAllocation(Command):
+    order_id: str
+    reservation_id: str
+
+
+@message
+class FailAllocation(Command):
+    order_id: str
+    reservation_id: str
+    product_id: str
+    available: int
+
+
+@message
+class AttachPayment(Command):
+    """From the edge, after Stripe created the PaymentIntent for this order."""
+
+    order_id: str
+    payment_id: str
+    intent_id: str
+    client_secret: str
+
+
+@message
+class ConfirmOrder(Command):
+    """From the payment: captured."""
+
+    order_id: str
+    payment_id: str
+
+
+@message
+class CancelOrder(Command):
+    order_id: str
+    reason: str
+
+
+# --- events -------------------------------------------------------------------------------------
+
+@message
+class OrderPlaced(Event):
+    settles = False  # the buyer hears back once every item is allocated
+    order_id: str
+    buyer_id: str
+    cart_id: str
+    payment_id: str
+    items: tuple[OrderItem, ...]
+    shipments: tuple[Shipment, ...]
+    total_cents: int
+    currency: str
+    fee_bps: int
+    expires_at: datetime
+    created_at: datetime
+
+
+@message
+class ItemAllocated(Event):
+    settles = False
+    order_id: str
+    reservation_id: str
+
+
+@message
+class OrderAllocated(Event):
+    """Every item is held: the order can be paid."""
+
+    order_id: str
+
+
+@message
+class OrderPaymentAttached(Event):
+    order_id: str
+    payment_id: str
+    intent_id: str
+    client_secret: str
+
+
+@message
+class OrderConfirmed(Event):
+    order_id: str
+    payment_id: str
+    confirmed_at: datetime
+
+
+@message
+class OrderCancelled(Event):
+    order_id: str
+    reason: str
+    cancelled_at: datetime
+    product_id: str | None = None
+    available: int | None = None
+
+    def rejection(self) -> Rejection | None:
+        if self.reason == "allocation_failed":
+            return Rejection("insufficient_stock", "an item is no longer available; the order was cancelled",
+                             409, {"productId": self.product_id, "available": self.available,
+                                   "orderId": self.order_id})
+        return None
+
+
+@message
+class PaymentAfterCancellation(Event):
+    """Money arrived for an order already cancelled: never dropped, flagged for refund."""
+
+    order_id: str
+    payment_id: str
+    at: datetime
+
+
+# --- state ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str | None = None
+    buyer_id: str = ""
+    cart_id: str = ""
+    payment_id: str = ""
+    status: str = PENDING
+    provisional: bool = True
+    items: tuple[OrderItem, ...] = ()
+    shipments: tuple[Shipment, ...] = ()
+    allocated: frozenset = frozenset()
+    allocated_all: bool = False
+    total_cents: int = 0
+    currency: str = ""
+    fee_bps: int = 0
+    intent_id: str | None = None
+    client_secret: str | None = None
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    version: int = 0
+
+    def seller_subtotals(self) -> tuple[tuple[str, int], ...]:
+        """Each seller's share of the order total, in order of first appearance."""
+        totals: dict[str, int] = {}
+        for item in self.items:
+            totals[item.seller_id] = totals.get(item.seller_id, 0) + item.price_cents * item.quantity
+        return tuple(totals.items())
+
+
+def initial_state() -> Order:
+    return Order()
+
+
+def shipments_for(order_id: str, items: tuple[OrderItem, ...]) -> tuple[Shipment, ...]:
+    """One provisional shipment per seller, in order of first appearance."""
+    by_seller: dict[str, list[str]] = {}
+    for item in items:
+        by_seller.setdefault(item.seller_id, []).append(item.item_id)
+    return tuple(Shipment(shipment_id=derived_id(order_id, f"shipment/{seller}"), seller_id=seller,
+                          item_ids=tuple(ids)) for seller, ids in by_seller.items())
+
+
+def rolled_up(order: Order) -> str:
+    """The order's status from its shipments (see README "Order status")."""
+    if order.status in (PENDING, CANCELLED):
+        return order.status
+    kinds = {s.status for s in order.shipments}
+    if kinds == {DELIVERED}:
+        return DELIVERED
+    if kinds <= {SHIPPED, DELIVERED}:
+        return SHIPPED
+    if kinds == {PENDING}:
+        return CONFIRMED
+    return PROCESSING  # any shipment in progress, or some out the door and others not yet
+
+
+def decide(state: Order, command: Command) -> list[Event] | Rejection:
+    match command:
+        case PlaceOrder() if state.order_id is not None:
+            return []
+        case PlaceOrder() if not command.items:
+            return Rejection("empty_cart", "the cart has no items", 409)
+        case PlaceOrder():
+            currencies = {i.currency for i in command.items}
+            if len(currencies) != 1:
+                return Rejection("currency_mismatch", "an order is paid in one currency", 409)
+            return [OrderPlaced(order_id=command.order_id, buyer_id=command.buyer_id, cart_id=command.cart_id,
+                                payment_id=command.payment_id, items=tuple(command.items),
+                                shipments=shipments_for(command.order_id, tuple(command.items)),
+                                total_cents=sum(i.price_cents * i.quantity for i in command.items),
+                                currency=currencies.pop(), fee_bps=command.fee_bps,
+                                expires_at=command.now + timedelta(seconds=command.allocation_ttl_s),
+                                created_at=command.now)]
+        case _ if state.order_id is None:
+            return not_found("order")
+        case ConfirmAllocation() if state.status != PENDING or command.reservation_id in state.allocated:
+            return []  # late or repeated news for an order that has moved on
+        case ConfirmAllocation():
+            events: list[Event] = [ItemAllocated(order_id=state.order_id, reservation_id=command.reservation_id)]
+            if state.allocated | {command.reservation_id} >= {i.reservation_id for i in state.items}:
+                events.append(OrderAllocated(order_id=state.order_id))
+            return events
+        case FailAllocation() if state.status != PENDING:
+            return []
+        case FailAllocation():
+            return [OrderCancelled(order_id=state.order_id, reason="allocation_failed", cancelled_at=command.now,
+                                   product_id=command.product_id, available=command.available)]
+        case AttachPayment() if not may_manage(command.actor, state.buyer_id):
+            return forbidden("not this buyer's order")
+        case AttachPayment() if state.status == CANCELLED:
+            return Rejection("order_cancelled", f"the order was cancelled ({state.cancel_reason})", 409,
+                             {"orderId": state.order_id, "reason": state.cancel_reason})
+        case AttachPayment() if state.intent_id is not None:
+            return []  # the first PaymentIntent stands; retries get its client secret
+        case AttachPayment() if not state.allocated_all:
+            return Rejection("not_ready", "the order's items are still being allocated", 409)
+        case AttachPayment():
+            return [OrderPaymentAttached(order_id=state.order_id, payment_id=command.payment_id,
+                                         intent_id=command.intent_id, client_secret=command.client_secret)]
+        case ConfirmOrder() if state.status == CANCELLED:
+            return [PaymentAfterCancellation(order_id=state.order_id, payment_id=command.payment_id,
+                                             at=command.now)]
+        case ConfirmOrder() if state.status != PENDING:
+            return []
+        case ConfirmOrder():
+            return [OrderConfirmed(order_id=state.order_id, payment_id=command.payment_id,
+                                   confirmed_at=command.now)]
+        case CancelOrder() if state.status == CANCELLED:
+            return []
+        case CancelOrder() if state.status != PENDING:
+            return Rejection("invalid_transition", f"a {state.status} order cannot be cancelled", 409)
+        case CancelOrder():
+            return [OrderCancelled(order_id=state.order_id, reason=command.reason, cancelled_at=command.now)]
+    return invalid(f"orders do not handle {type(command).__name__}")
+
+
+def evolve(state: Order, event: Event) -> Order:
+    match event:
+        case OrderPlaced():
+            new = Order(order_id=event.order_id, buyer_id=event.buyer_id, cart_id=event.cart_id,
+                        payment_id=event.payment_id, items=event.items, shipments=event.shipments,
+                        total_cents=event.total_cents, currency=event.currency, fee_bps=event.fee_bps,
+                        expires_at=event.expires_at, created_at=event.created_at)
+        case ItemAllocated():
+            new = replace(state, allocated=state.allocated | {event.reservation_id})
+        case OrderAllocated():
+            new = replace(state, allocated_all=True)
+        case OrderPaymentAttached():
+            new = replace(state, intent_id=event.intent_id, client_secret=event.client_secret)
+        case OrderConfirmed():
+            new = replace(state, status=CONFIRMED, provisional=False, confirmed_at=event.confirmed_at,
+                          expires_at=None)
+        case OrderCancelled():
+            new = replace(state, status=CANCELLED, cancelled_at=event.cancelled_at, cancel_reason=event.reason,
+                          shipments=tuple(replace(s, status=CANCELLED) for s in state.shipments),
+                          expires_at=None)
+        case _:
+            new = state
+    return replace(new, version=state.version + 1)
+
+
+def react(event: Event, state: Order, stamp: Stamp) -> list:
+    """Saga steps: allocate, release, sell, post to the ledger, close the cart."""
+    from state import cart, inventory, ledger, payment
+    match event:
+        case OrderPlaced():
+            return [("inventory", i.product_id, inventory.AllocateStock(
+                command_id=stamp.id(f"allocate/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
+                reservation_id=i.reservation_id, order_id=event.order_id, quantity=i.quantity,
+                expires_at=event.expires_at)) for i in event.items]
+        case OrderPaymentAttached():
+            return [("payment", event.payment_id, payment.OpenPayment(
+                command_id=stamp.id("open-payment"), now=stamp.now, payment_id=event.payment_id,
+                order_id=state.order_id, buyer_id=state.buyer_id, amount_cents=state.total_cents,
+                currency=state.currency, intent_id=event.intent_id, client_secret=event.client_secret))]
+        case OrderConfirmed():
+            return [*[("inventory", i.product_id, inventory.ConfirmSale(
+                        command_id=stamp.id(f"sell/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
+                        reservation_id=i.reservation_id, order_id=state.order_id, quantity=i.quantity))
+                      for i in state.items],
+                    ("ledger", event.payment_id, ledger.PostSale(
+                        command_id=stamp.id("post-sale"), now=stamp.now, payment_id=event.payment_id,
+                        order_id=state.order_id, currency=state.currency, total_cents=state.total_cents,
+                        seller_subtotals=state.seller_subtotals(), fee_bps=state.fee_bps)),
+                    ("cart", state.buyer_id, cart.CloseCart(
+                        command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
+                        cart_id=state.cart_id, order_id=state.order_id, status=cart.COMPLETED))]
+        case OrderCancelled():
+            return [*[("inventory", i.product_id, inventory.ReleaseReservation(
+                        command_id=stamp.id(f"release/{i.reservation_id}"), now=stamp.now,
+                        product_id=i.product_id, reservation_id=i.reservation_id, reason=event.reason))
+                      for i in state.items],
+                    ("cart", state.buyer_id, cart.CloseCart(
+                        command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
+                        cart_id=state.cart_id, order_id=state.order_id, status=cart.ABANDONED))]
+        case PaymentAfterCancellation():
+            return [("payment", event.payment_id, payment.FlagForRefund(
+                command_id=stamp.id("flag-refund"), now=stamp.now, payment_id=event.payment_id,
+                reason="order_cancelled"))]
+    return []
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def shipment_view(order: Order, shipment: Shipment) -> dict:
+    items = [i for i in order.items if i.item_id in shipment.item_ids]
+    return {"shipmentId": shipment.shipment_id, "orderId": order.order_id, "sellerId": shipment.seller_id,
+            "status": shipment.status, "provisional": order.provisional, "items": [_item(i) for i in items],
+            "trackingNumber": shipment.tracking_number, "carrier": shipment.carrier,
+            "shippedAt": _when(shipment.shipped_at), "deliveredAt": _when(shipment.delivered_at)}
+
+
+def _item(i: OrderItem) -> dict:
+    return {"itemId": i.item_id, "productId": i.product_id, "sku": i.sku, "sellerId": i.seller_id,
+            "quantity": i.quantity, "priceCents": i.price_cents, "currency": i.currency}
+
+
+def view(state: Order) -> dict | None:
+    if state.order_id is None:
+        return None
+    return {"orderId": state.order_id, "buyerId": state.buyer_id, "status": rolled_up(state),
+            "provisional": state.provisional, "totalCents": state.total_cents, "currency": state.currency,
+            "items": [_item(i) for i in state.items],
+            "shipments": [{k: v for k, v in shipment_view(state, s).items() if k not in ("orderId", "items")}
+                          for s in state.shipments],
+            "paymentId": state.payment_id, "clientSecret": state.client_secret,
+            "createdAt": _when(state.created_at), "confirmedAt": _when(state.confirmed_at),
+            "cancelledAt": _when(state.cancelled_at), "cancelReason": state.cancel_reason,
+            "version": state.version}
+
+
+AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react)

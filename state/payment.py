@@ -1,0 +1,196 @@
+"""Payments, keyed by our payment id: one Stripe PaymentIntent per order, captured or failed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from state.common import Aggregate, Command, Event, Rejection, Stamp, invalid, message, not_found
+
+CREATED, CAPTURED, FAILED, REFUND_PENDING = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING"
+
+
+@message
+class OpenPayment(Command):
+    payment_id: str
+    order_id: str
+    buyer_id: str
+    amount_cents: int
+    currency: str
+    intent_id: str
+    client_secret: str
+
+
+@message
+class CapturePayment(Command):
+    """From Stripe's `payment_intent.succeeded` webhook."""
+
+    payment_id: str
+    stripe_event_id: str
+    intent_id: str
+    amount_cents: int | None = None
+
+
+@message
+class FailPayment(Command):
+    """From Stripe's `payment_intent.payment_failed` webhook."""
+
+    payment_id: str
+    stripe_event_id: str
+    intent_id: str
+    reason: str = ""
+
+
+@message
+class FlagForRefund(Command):
+    payment_id: str
+    reason: str
+
+
+@message
+class PaymentCreated(Event):
+    payment_id: str
+    order_id: str
+    buyer_id: str
+    amount_cents: int
+    currency: str
+    intent_id: str
+    client_secret: str
+    created_at: datetime
+
+
+@message
+class PaymentCaptured(Event):
+    TYPE = "PAYMENT_CAPTURED"
+    payment_id: str
+    order_id: str
+    buyer_id: str
+    amount_cents: int
+    currency: str
+    stripe_event_id: str
+    captured_at: datetime
+
+
+@message
+class PaymentFailed(Event):
+    TYPE = "PAYMENT_FAILED"
+    payment_id: str
+    order_id: str
+    stripe_event_id: str
+    reason: str
+    failed_at: datetime
+
+
+@message
+class PaymentFlaggedForRefund(Event):
+    payment_id: str
+    order_id: str
+    amount_cents: int
+    reason: str
+    flagged_at: datetime
+
+
+@dataclass(frozen=True)
+class Payment:
+    payment_id: str | None = None
+    order_id: str = ""
+    buyer_id: str = ""
+    amount_cents: int = 0
+    currency: str = ""
+    intent_id: str = ""
+    client_secret: str = ""
+    state: str = CREATED
+    stripe_events: frozenset = frozenset()
+    refund_reason: str | None = None
+    created_at: datetime | None = None
+    captured_at: datetime | None = None
+    failed_at: datetime | None = None
+    version: int = 0
+
+
+def initial_state() -> Payment:
+    return Payment()
+
+
+def decide(state: Payment, command: Command) -> list[Event] | Rejection:
+    match command:
+        case OpenPayment() if state.payment_id is not None:
+            return []
+        case OpenPayment():
+            return [PaymentCreated(payment_id=command.payment_id, order_id=command.order_id,
+                                   buyer_id=command.buyer_id, amount_cents=command.amount_cents,
+                                   currency=command.currency, intent_id=command.intent_id,
+                                   client_secret=command.client_secret, created_at=command.now)]
+        case _ if state.payment_id is None:
+            return not_found("payment")
+        case CapturePayment() | FailPayment() if command.intent_id != state.intent_id:
+            return invalid("the PaymentIntent does not belong to this payment")
+        case CapturePayment() | FailPayment() if command.stripe_event_id in state.stripe_events:
+            return []  # the same Stripe event delivered again
+        case CapturePayment() if state.state in (CAPTURED, REFUND_PENDING):
+            return []  # captured once; a second event for the same intent changes nothing
+        case CapturePayment():
+            # A capture after a failure is still money received: record it (the order flags a refund if needed).
+            return [PaymentCaptured(payment_id=state.payment_id, order_id=state.order_id, buyer_id=state.buyer_id,
+                                    amount_cents=state.amount_cents, currency=state.currency,
+                                    stripe_event_id=command.stripe_event_id, captured_at=command.now)]
+        case FailPayment() if state.state != CREATED:
+            return []  # a failure after capture or failure changes nothing
+        case FailPayment():
+            return [PaymentFailed(payment_id=state.payment_id, order_id=state.order_id,
+                                  stripe_event_id=command.stripe_event_id, reason=command.reason,
+                                  failed_at=command.now)]
+        case FlagForRefund() if state.state == REFUND_PENDING:
+            return []
+        case FlagForRefund():
+            return [PaymentFlaggedForRefund(payment_id=state.payment_id, order_id=state.order_id,
+                                            amount_cents=state.amount_cents, reason=command.reason,
+                                            flagged_at=command.now)]
+    return invalid(f"payments do not handle {type(command).__name__}")
+
+
+def evolve(state: Payment, event: Event) -> Payment:
+    match event:
+        case PaymentCreated():
+            new = Payment(payment_id=event.payment_id, order_id=event.order_id, buyer_id=event.buyer_id,
+                          amount_cents=event.amount_cents, currency=event.currency, intent_id=event.intent_id,
+                          client_secret=event.client_secret, created_at=event.created_at)
+        case PaymentCaptured():
+            new = replace(state, state=CAPTURED, captured_at=event.captured_at,
+                          stripe_events=state.stripe_events | {event.stripe_event_id})
+        case PaymentFailed():
+            new = replace(state, state=FAILED, failed_at=event.failed_at,
+                          stripe_events=state.stripe_events | {event.stripe_event_id})
+        case PaymentFlaggedForRefund():
+            new = replace(state, state=REFUND_PENDING, refund_reason=event.reason)
+        case _:
+            new = state
+    return replace(new, version=state.version + 1)
+
+
+def react(event: Event, state: Payment, stamp: Stamp) -> list:
+    from state import order
+    match event:
+        case PaymentCaptured():
+            return [("order", event.order_id, order.ConfirmOrder(
+                command_id=stamp.id("confirm-order"), now=stamp.now, order_id=event.order_id,
+                payment_id=event.payment_id))]
+        case PaymentFailed():
+            return [("order", event.order_id, order.CancelOrder(
+                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.order_id,
+                reason="payment_failed"))]
+    return []
+
+
+def view(state: Payment) -> dict | None:
+    if state.payment_id is None:
+        return None
+    when = lambda v: v.isoformat() if v else None  # noqa: E731
+    return {"paymentId": state.payment_id, "orderId": state.order_id, "buyerId": state.buyer_id,
+            "state": state.state, "amountCents": state.amount_cents, "currency": state.currency,
+            "paymentIntentId": state.intent_id, "clientSecret": state.client_secret,
+            "refundReason": state.refund_reason, "createdAt": when(state.created_at),
+            "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at), "version": state.version}
+
+
+AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react)

@@ -1,0 +1,169 @@
+"""Issue 5: checkout, Stripe payments through localstripe, the ledger, failures and expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import eventually
+from tests.payments import pay, signed_event
+from tests.test_cart_api import add, listed_product, stock
+
+pytestmark = pytest.mark.integration
+
+
+def checkout(buyer, **headers):
+    return buyer.post("/api/cart/checkout", headers=headers)
+
+
+def order_of(buyer, order_id, **expected):
+    def matches():
+        r = buyer.get(f"/api/orders/{order_id}")
+        return r.status_code == 200 and all(r.json()[k] == v for k, v in expected.items()) and r.json()
+    return eventually(matches, what=f"order {expected}")
+
+
+def post_event(client, stack, kind, answer, intent_id, amount, **kw):
+    body, sig = signed_event(stack.settings.stripe_webhook_secret, kind, intent_id, answer["paymentId"],
+                             answer["orderId"], amount, **kw)
+    return client().post("/api/payments/webhooks/stripe", content=body,
+                         headers={"Stripe-Signature": sig, "Content-Type": "application/json"})
+
+
+class TestCheckout:
+    def test_spec_example_finished(self, client):
+        seller, pid = listed_product(client, 5)
+        a, b, c = client("BUYER"), client("BUYER"), client("BUYER")
+        assert add(a, pid, 3).status_code == 201
+        assert add(b, pid, 3).status_code == 409
+        r = checkout(a)
+        assert r.status_code == 201, r.text
+        answer = r.json()
+        assert set(answer) == {"orderId", "paymentId", "clientSecret", "checkoutUrl"}
+        assert answer["clientSecret"]
+        stock(seller, pid, allocatedQuantity=3, availableQuantity=2, reservedQuantity=0)
+        assert add(c, pid, 2).status_code == 201
+        stock(seller, pid, allocatedQuantity=3, reservedQuantity=2, availableQuantity=0)
+        order = order_of(a, answer["orderId"], status="PENDING")
+        assert order["provisional"] is True and order["totalCents"] == 3000
+        assert [s["status"] for s in order["shipments"]] == ["PENDING"]
+        assert eventually(lambda: a.get("/api/cart").json()["status"] == "CHECKOUT")
+
+    def test_empty_cart_is_409(self, client):
+        r = checkout(client("BUYER"))
+        assert r.status_code == 409 and r.json()["error"] == "empty_cart"
+
+    def test_idempotency_key_returns_the_same_order(self, client):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 1)
+        first = checkout(buyer, **{"Idempotency-Key": "co-1"})
+        again = checkout(buyer, **{"Idempotency-Key": "co-1"})
+        assert first.status_code == 201 and again.status_code == 201, again.text
+        assert first.json() == again.json()
+        stock(seller, pid, allocatedQuantity=1)
+
+    def test_two_sellers_odd_cents_pay_and_ledger(self, client, stack):
+        s1, p1 = listed_product(client, 10, price_cents=3333)
+        s2, p2 = listed_product(client, 10, price_cents=1001)
+        buyer = client("BUYER")
+        add(buyer, p1, 2)
+        add(buyer, p2, 1)
+        answer = checkout(buyer).json()
+        order = order_of(buyer, answer["orderId"])
+        assert order["totalCents"] == 7667 and len(order["shipments"]) == 2
+        pay(stack, answer["clientSecret"])
+        order = order_of(buyer, answer["orderId"], status="CONFIRMED", provisional=False)
+        assert order["confirmedAt"]
+        stock(s1, p1, soldQuantity=2, totalQuantity=8, allocatedQuantity=0, availableQuantity=8)
+        stock(s2, p2, soldQuantity=1, totalQuantity=9)
+        admin = client("ADMIN")
+        txs = eventually(lambda: admin.get("/api/ledger/transactions",
+                                           params={"orderId": answer["orderId"]}).json()["items"])
+        assert len(txs) == 1
+        entries = [(e["accountId"], e["direction"], e["amountCents"]) for e in txs[0]["entries"]]
+        assert entries == [
+            ("BUYER_EXTERNAL", "DEBIT", 7667), ("STRIPE_CLEARING", "CREDIT", 7667),
+            ("STRIPE_CLEARING", "DEBIT", 6666), (f"SELLER_PAYABLE_{s1.user_id}", "CREDIT", 5999),
+            ("BUYIT_REVENUE", "CREDIT", 667),
+            ("STRIPE_CLEARING", "DEBIT", 1001), (f"SELLER_PAYABLE_{s2.user_id}", "CREDIT", 901),
+            ("BUYIT_REVENUE", "CREDIT", 100)]
+        for seller, balance in ((s1, 5999), (s2, 901)):
+            seller.post("/api/users/me")
+            account = f"SELLER_PAYABLE_{seller.user_id}"
+            assert eventually(lambda: (r := seller.get(f"/api/ledger/accounts/{account}")).status_code == 200
+                              and r.json()["balanceCents"] == balance)
+        payment = buyer.get(f"/api/payments/{answer['paymentId']}").json()
+        assert payment["state"] == "CAPTURED" and payment["amountCents"] == 7667
+        assert eventually(lambda: buyer.get("/api/cart").json()["cartId"] is None)
+
+    def test_duplicate_webhooks_capture_once(self, client, stack):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 2)
+        answer = checkout(buyer).json()
+        intent_id = answer["clientSecret"].split("_secret_")[0]
+        for _ in range(5):
+            r = post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000, event_id="evt_same")
+            assert r.status_code == 200
+        r = post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000)
+        assert r.status_code == 200
+        order_of(buyer, answer["orderId"], status="CONFIRMED")
+        stock(seller, pid, soldQuantity=2, totalQuantity=3)
+        admin = client("ADMIN")
+        eventually(lambda: admin.get("/api/ledger/transactions", params={"orderId": answer["orderId"]}).json()["items"])
+        # a late duplicate changes nothing either
+        post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000, event_id="evt_same")
+        stock(seller, pid, soldQuantity=2, totalQuantity=3)
+        assert len(admin.get("/api/ledger/transactions", params={"orderId": answer["orderId"]}).json()["items"]) == 1
+
+    def test_failed_payment_releases_everything(self, client, stack):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 4)
+        answer = checkout(buyer).json()
+        stock(seller, pid, allocatedQuantity=4)
+        intent_id = answer["clientSecret"].split("_secret_")[0]
+        assert post_event(client, stack, "payment_intent.payment_failed", answer, intent_id, 4000).status_code == 200
+        order = order_of(buyer, answer["orderId"], status="CANCELLED")
+        assert order["cancelledAt"] and [s["status"] for s in order["shipments"]] == ["CANCELLED"]
+        stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=5)
+        assert buyer.get(f"/api/payments/{answer['paymentId']}").json()["state"] == "FAILED"
+        # a capture that arrives after the cancellation is kept and flagged for refund
+        post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 4000)
+        assert eventually(lambda: buyer.get(f"/api/payments/{answer['paymentId']}").json()["state"]
+                          == "REFUND_PENDING")
+        stock(seller, pid, soldQuantity=0, availableQuantity=5)
+
+    def test_forged_webhooks_are_rejected(self, client, stack):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 1)
+        answer = checkout(buyer).json()
+        intent_id = answer["clientSecret"].split("_secret_")[0]
+        body, _ = signed_event("whsec_wrong", "payment_intent.succeeded", intent_id, answer["paymentId"],
+                               answer["orderId"], 1000)
+        _, good_sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id,
+                                   answer["paymentId"], answer["orderId"], 1000)
+        for headers in ({"Stripe-Signature": signed_event("whsec_wrong", "payment_intent.succeeded", intent_id,
+                                                          answer["paymentId"], answer["orderId"], 1000)[1]},
+                        {"Stripe-Signature": good_sig}, {}):  # wrong key; signature of another body; none
+            r = client().post("/api/payments/webhooks/stripe", content=body, headers=headers)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_signature"
+        stale = post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 1000,
+                           timestamp=int(__import__("time").time()) - 3600)
+        assert stale.status_code == 400
+        assert buyer.get(f"/api/payments/{answer['paymentId']}").json()["state"] == "CREATED"
+        assert order_of(buyer, answer["orderId"])["status"] == "PENDING"
+
+    def test_only_the_buyer_sees_its_order(self, client):
+        _, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 1)
+        answer = checkout(buyer).json()
+        order_of(buyer, answer["orderId"])
+        assert client("BUYER").get(f"/api/orders/{answer['orderId']}").status_code == 404
+        assert client("ADMIN").get(f"/api/orders/{answer['orderId']}").status_code == 200
+        mine = buyer.get("/api/orders").json()
+        assert [o["orderId"] for o in mine["items"]] == [answer["orderId"]]
+        assert buyer.get("/api/orders", params={"status": "PENDING"}).json()["items"]
+        assert buyer.get("/api/orders", params={"status": "CONFIRMED"}).json()["items"] == []
