@@ -80,14 +80,65 @@ async def _sale(base_url: str, pid: str, tokens: list[str], duration: float) -> 
             "elapsed": elapsed}
 
 
-def run_ours(stack, buyers: int, units: int, duration: float) -> dict:
+async def _sale_aiohttp(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
+    """The same loop as `_sale` with aiohttp, a lighter client (the load generator shares the 2 cores)."""
+    import aiohttp
+    codes: Counter = Counter()
+    errors: Counter = Counter()
+    samples: dict = {}
+    ok_lat: list[float] = []
+    all_lat: list[float] = []
+    connector = aiohttp.TCPConnector(limit=len(tokens) + 4)
+    async with aiohttp.ClientSession(base_url, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as http:
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def buyer(tok: str):
+            headers = {"Authorization": f"Bearer {tok}"}
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    async with http.post("/api/cart/items", json={"productId": pid, "quantity": 1},
+                                         headers=headers) as r:
+                        status = r.status
+                        text = await r.text()
+                except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+                    codes["exception"] += 1
+                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
+                    continue
+                dt = time.perf_counter() - t0
+                all_lat.append(dt)
+                codes[status] += 1
+                if status == 201:
+                    ok_lat.append(dt)
+                    continue
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    body = text
+                error = body.get("error") if isinstance(body, dict) else None
+                if status == 409 and error == "insufficient_stock":
+                    return
+                key = f"{status} {error}"
+                errors[key] += 1
+                samples.setdefault(key, str(body)[:300])
+
+        await asyncio.gather(*(buyer(t) for t in tokens))
+        elapsed = time.perf_counter() - started
+    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
+            "elapsed": elapsed}
+
+
+def run_ours(stack, buyers: int, units: int, duration: float, client: str = "httpx") -> dict:
     _, seller_tok = token(stack, "SELLER")
     seller = httpx.Client(base_url=api_url(stack), headers={"Authorization": f"Bearer {seller_tok}"}, timeout=30)
     try:
         pid = create_product(seller, f"HOT-{uuid.uuid4().hex[:6]}", units)
         people = [token(stack, "BUYER") for _ in range(buyers)]
         cpu0 = cpu_seconds(stack)
-        out = asyncio.run(_sale(api_url(stack), pid, [t for _, t in people], duration))
+        sale = _sale_aiohttp if client == "aiohttp" else _sale
+        out = asyncio.run(sale(api_url(stack), pid, [t for _, t in people], duration))
         out["cpu"] = cpu_delta(cpu0, cpu_seconds(stack))
         out["successes"] = out["codes"][201]
 
@@ -257,12 +308,14 @@ def main(argv=None) -> int:
     ap.add_argument("--stock", type=int, default=2000, help="units of the hot SKU (default 2000)")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per side at most (default 15)")
     ap.add_argument("--retries", type=int, default=10, help="baseline retries per reservation (default 10)")
+    ap.add_argument("--client", choices=("httpx", "aiohttp"), default="httpx",
+                    help="HTTP client of the buyers in (a) (default httpx; aiohttp costs less CPU)")
     ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
     args = ap.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     with private_stack("flash", keep=args.keep) as stack:
-        ours = run_ours(stack, args.buyers, args.stock, args.duration)
+        ours = run_ours(stack, args.buyers, args.stock, args.duration, args.client)
         trouble = log_lines(stack)  # before the baseline, whose serialization failures Postgres logs
         base = run_baseline(stack.env["DATABASE_URL"], args.buyers, args.stock, args.duration, args.retries)
         command_wait = stack.settings.buyit_command_wait_s
@@ -277,7 +330,7 @@ def main(argv=None) -> int:
     b_retries = sum(v for k, v in t.items() if k.startswith("retry"))
     print()
     print(f"Flash sale: {args.buyers} concurrent buyers, one SKU with {args.stock} units, up to {args.duration:.0f} s "
-          f"per side, quantity 1 per request; loopback, memory broker, {os.cpu_count()}-core box, load generator "
+          f"per side, quantity 1 per request; buyers' client {args.client}; loopback, memory broker, {os.cpu_count()}-core box, load generator "
           f"in the same box.")
     print("NOTE: ours is end to end (HTTP + JWT + API + Kafka + decision dataflow, cart->inventory->cart saga);"
           " the baseline is a bare SQL transaction loop on the same Postgres, no HTTP, no cart.")

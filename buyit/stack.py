@@ -86,14 +86,16 @@ class Stack:
         s = self.settings
         folder = self.data / "broker"
         folder.mkdir(parents=True, exist_ok=True)
+        # Blank credentials keep SeaweedFS anonymous: with AWS_ACCESS_KEY_ID inherited from the user's shell it
+        # would create that identity and refuse the broker's own "buyit" keys (InvalidAccessKeyId).
         self.supervisor.start("seaweedfs", [
             str(BIN / "weed"), "mini", f"-dir={folder}", "-bucket=tansu", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             "-admin.ui=false", f"-s3.port={s.buyit_seaweed_s3_port}", f"-master.port={s.buyit_seaweed_master_port}",
             f"-volume.port={s.buyit_seaweed_volume_port}", f"-filer.port={s.buyit_seaweed_filer_port}",
-            "-webdav=false", "-s3.port.iceberg=0"])
+            "-webdav=false", "-s3.port.iceberg=0"], {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
         wait_for(lambda: port_open(s.buyit_seaweed_s3_port), 60, "SeaweedFS S3")
         import httpx  # the bucket is created asynchronously after the port opens
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{s.buyit_seaweed_s3_port}/tansu").status_code < 500, 60,
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{s.buyit_seaweed_s3_port}/tansu").status_code == 200, 60,
                  "the SeaweedFS bucket")
 
     def _start_postgres(self) -> None:

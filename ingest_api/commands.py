@@ -50,7 +50,7 @@ def respond(result: Result | None, command_id: str, success_status: int = 200) -
         return pending(command_id)
     if not result.ok:
         raise ApiError(result.status, result.error or "rejected", result.message or "rejected",
-                       **(result.details or {}))
+                       result.details)
     return JSONResponse(result.body, success_status)
 
 

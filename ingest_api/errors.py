@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """Raised anywhere in a request to answer with a specific status and code."""
 
-    def __init__(self, status: int, code: str, message: str, **details):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, **more):
         super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+        self.status, self.code, self.message = status, code, message
+        self.details = {**(details or {}), **more}
 
 
 def unauthorized(message: str = "a valid bearer token is required") -> ApiError:
@@ -33,7 +34,7 @@ def not_found(what: str = "resource") -> ApiError:
 
 
 def error_body(code: str, message: str, **details) -> dict:
-    return {"error": code, "message": message, **details}
+    return {**details, "error": code, "message": message}
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -44,7 +45,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details), exc.status, headers=headers)
+        return JSONResponse({**exc.details, "error": exc.code, "message": exc.message}, exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

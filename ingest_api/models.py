@@ -74,3 +74,8 @@ class NewCartItem(Body):
 
 class CartItemChange(Body):
     quantity: Annotated[int, Field(ge=1, le=10_000)]
+
+
+class Tracking(Body):
+    tracking_number: Text(100, 1)
+    carrier: Text(100, 1)

@@ -94,6 +94,26 @@ class CancelOrder(Command):
     reason: str
 
 
+@message
+class ProcessShipment(Command):
+    order_id: str
+    shipment_id: str
+
+
+@message
+class ShipShipment(Command):
+    order_id: str
+    shipment_id: str
+    tracking_number: str
+    carrier: str
+
+
+@message
+class DeliverShipment(Command):
+    order_id: str
+    shipment_id: str
+
+
 # --- events -------------------------------------------------------------------------------------
 
 @message
@@ -163,6 +183,20 @@ class PaymentAfterCancellation(Event):
 
     order_id: str
     payment_id: str
+    at: datetime
+
+
+@message
+class ShipmentStatusUpdated(Event):
+    """A shipment moved; `order_status` is the order's status rolled up after the move."""
+
+    order_id: str
+    shipment_id: str
+    seller_id: str
+    status: str
+    order_status: str
+    tracking_number: str | None
+    carrier: str | None
     at: datetime
 
 
@@ -278,6 +312,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case ConfirmOrder():
             return [OrderConfirmed(order_id=state.order_id, payment_id=command.payment_id,
                                    confirmed_at=command.now)]
+        case ProcessShipment() | ShipShipment() | DeliverShipment():
+            return _move_shipment(state, command)
         case CancelOrder() if state.status == CANCELLED:
             return []
         case CancelOrder() if state.status != PENDING:
@@ -285,6 +321,40 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case CancelOrder():
             return [OrderCancelled(order_id=state.order_id, reason=command.reason, cancelled_at=command.now)]
     return invalid(f"orders do not handle {type(command).__name__}")
+
+
+# The moves a shipment may make: from → to, and what each command asks for.
+_MOVES = {ProcessShipment: (PENDING, PROCESSING), ShipShipment: (PROCESSING, SHIPPED),
+          DeliverShipment: (SHIPPED, DELIVERED)}
+
+
+def _move_shipment(state: Order, command) -> list[Event] | Rejection:
+    shipment = next((s for s in state.shipments if s.shipment_id == command.shipment_id), None)
+    if shipment is None:
+        return not_found("shipment")
+    if not (command.actor.is_admin or command.actor.user_id == shipment.seller_id
+            or (isinstance(command, DeliverShipment) and command.actor.role == "CARRIER")):
+        return forbidden("only the shipment's seller or an admin may move it")
+    if state.status == PENDING:
+        return Rejection("invalid_transition", "the order is not paid yet", 409, {"status": shipment.status})
+    source, target = _MOVES[type(command)]
+    if shipment.status == target:  # the same move again: idempotent if it says the same thing
+        if isinstance(command, ShipShipment) and (command.tracking_number, command.carrier) != (
+                shipment.tracking_number, shipment.carrier):
+            return Rejection("invalid_transition", "the shipment was already shipped with other tracking", 409,
+                             {"status": shipment.status})
+        return []
+    if shipment.status != source:
+        return Rejection("invalid_transition", f"a {shipment.status} shipment cannot become {target}", 409,
+                         {"status": shipment.status})
+    moved = replace(shipment, status=target,
+                    tracking_number=getattr(command, "tracking_number", shipment.tracking_number),
+                    carrier=getattr(command, "carrier", shipment.carrier))
+    after = replace(state, shipments=tuple(moved if s.shipment_id == moved.shipment_id else s
+                                           for s in state.shipments))
+    return [ShipmentStatusUpdated(order_id=state.order_id, shipment_id=moved.shipment_id,
+                                  seller_id=moved.seller_id, status=target, order_status=rolled_up(after),
+                                  tracking_number=moved.tracking_number, carrier=moved.carrier, at=command.now)]
 
 
 def evolve(state: Order, event: Event) -> Order:
@@ -303,6 +373,12 @@ def evolve(state: Order, event: Event) -> Order:
         case OrderConfirmed():
             new = replace(state, status=CONFIRMED, provisional=False, confirmed_at=event.confirmed_at,
                           expires_at=None)
+        case ShipmentStatusUpdated():
+            new = replace(state, shipments=tuple(
+                replace(s, status=event.status, tracking_number=event.tracking_number, carrier=event.carrier,
+                        shipped_at=event.at if event.status == SHIPPED else s.shipped_at,
+                        delivered_at=event.at if event.status == DELIVERED else s.delivered_at)
+                if s.shipment_id == event.shipment_id else s for s in state.shipments))
         case OrderCancelled():
             new = replace(state, status=CANCELLED, cancelled_at=event.cancelled_at, cancel_reason=event.reason,
                           shipments=tuple(replace(s, status=CANCELLED) for s in state.shipments),

@@ -29,7 +29,7 @@ async def _send(request: Request, aggregate: str, key: str, command):
 
 
 def _refused(result) -> ApiError:
-    return ApiError(result.status, result.error or "rejected", result.message or "rejected", **(result.details or {}))
+    return ApiError(result.status, result.error or "rejected", result.message or "rejected", result.details)
 
 
 @router.post("/api/cart/checkout", status_code=201)
