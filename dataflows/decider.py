@@ -58,8 +58,9 @@ def dead_letter(reason: str, topic: str, key: str | None, value: bytes | None, e
 class DeciderLogic(StatefulLogic):
     """Runs any `state/` decider for one key; see STYLE.md "One generic stateful operator"."""
 
-    def __init__(self, resume: Slot | None):
+    def __init__(self, resume: Slot | None, clock=lambda: datetime.now(UTC)):
         self.slot = resume
+        self.clock = clock  # timers pass their own `now` in; a simulation passes a fake clock
 
     # --- Bytewax callbacks ---
 
@@ -71,7 +72,7 @@ class DeciderLogic(StatefulLogic):
         return self._handle(envelope), StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[Output], bool]:
-        now = datetime.now(UTC)
+        now = self.clock()
         due = self._aggregate.deadline(self.slot.state)
         command = Expire(command_id=derived_id(self.slot.key, f"expire/{due.isoformat() if due else now}"),
                          now=now)

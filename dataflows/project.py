@@ -64,5 +64,24 @@ def kafka_flow() -> Dataflow:
     from sinks.postgres import PostgresViewSink
     settings = get_settings()
     topics = [events_topic(name) for name in AGGREGATES]
-    return build_flow(kafka_source(topics), PostgresViewSink(settings.database_url), kafka_sink(),
-                      CartCacheSink(settings.redis_url), to_sink_message)
+    return build_flow(kafka_source(topics), PostgresViewSink(settings.database_url, rows_to_dead_letters()),
+                      kafka_sink(), CartCacheSink(settings.redis_url), to_sink_message)
+
+
+def rows_to_dead_letters():
+    """Send view rows Postgres refused to `dead.letters`, so a poison event never stops the projection."""
+    import json
+
+    from confluent_kafka import Producer
+
+    from buyit.settings import get_settings
+    from dataflows.kafka_io import PRODUCER_CONFIG
+    producer = Producer({"bootstrap.servers": ",".join(get_settings().brokers), **PRODUCER_CONFIG})
+
+    def reject(rows, error: str) -> None:
+        body = json.dumps({"reason": "view_rows_refused", "error": error[-2000:],
+                           "rows": [{"table": r.table, "key": [str(r.values[k]) for k in r.key]} for r in rows]},
+                          default=str)
+        producer.produce("dead.letters", body.encode(errors="replace"))
+        producer.flush(10)
+    return reject

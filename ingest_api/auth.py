@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from ingest_api.errors import forbidden, unauthorized
 from state.common import ADMIN, BUYER, ROLES, SELLER, Actor
 
 ALGORITHMS = ["RS256"]  # pinned: never "none", never HS256 keyed with a public key
+# Auth0 ids look like "auth0|abc123"; anything printable up to 128 characters, no control characters.
+_USER_ID = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 
 
 class Verifier:
@@ -45,8 +48,8 @@ class Verifier:
         except (jwt.PyJWTError, ValueError) as err:
             raise unauthorized(f"invalid token: {err}") from err
         user_id = claims.get(s.jwt_user_id_claim) or claims.get("sub")
-        if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
-            raise unauthorized("the token names no user")
+        if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+            raise unauthorized("the token names no usable user id")
         role = claims.get(s.jwt_role_claim)
         if role not in ROLES:
             raise forbidden("the token carries no known account type")

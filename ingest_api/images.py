@@ -100,8 +100,10 @@ async def fetch(url: str, max_bytes: int) -> bytes:
                     if len(data) > max_bytes:
                         raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
                 return bytes(data)
-    except httpx.HTTPError as err:
-        raise ApiError(422, "invalid", f"the image URL could not be fetched: {err}") from err
+    except ApiError:
+        raise
+    except Exception as err:  # httpx raises more than HTTPError for hostile URLs (IDNA, ports, ...)
+        raise ApiError(422, "invalid", f"the image URL could not be fetched: {type(err).__name__}") from err
 
 
 def image_store(settings):

@@ -8,6 +8,8 @@ import json
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from ingest_api.errors import ApiError
+
 PRODUCT_COLUMNS = """p.product_id, p.seller_id, p.sku, p.name, p.description, p.category, p.price_cents,
     p.currency, p.status, p.image_public_ids, p.created_at, p.updated_at, p.version,
     coalesce(s.available_quantity, 0) AS available_quantity"""
@@ -18,12 +20,16 @@ def encode_cursor(value: str) -> str:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
+    """The key a page starts after; a cursor we did not hand out is a 422."""
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        value = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (ValueError, UnicodeDecodeError):
-        return None
+        value = None
+    if value is None or "\x00" in value or len(value) > 200:
+        raise ApiError(422, "invalid", "cursor is not one this API handed out")
+    return value
 
 
 class Reads:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Callable
 
 import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -48,10 +49,14 @@ def write_rows(conn: psycopg.Connection, rows: list[Row]) -> None:
                 cur.executemany(statement, params)
 
 
+Rejected = Callable[[list[Row], str], None]
+
+
 class _Partition(StatelessSinkPartition):
-    def __init__(self, url: str):
+    def __init__(self, url: str, on_reject: Rejected | None):
         self._url = url
         self._conn = psycopg.connect(url)
+        self._on_reject = on_reject or (lambda rows, error: None)
 
     @retry(retry=retry_if_exception_type(psycopg.OperationalError), stop=stop_after_delay(60),
            wait=wait_exponential(max=2), reraise=True)
@@ -65,16 +70,27 @@ class _Partition(StatelessSinkPartition):
             self._conn.close()
             self._conn = psycopg.connect(self._url)
             raise
+        except psycopg.Error:
+            # One poison state must not stop the views: write each aggregate's rows on their own and
+            # hand the ones Postgres refuses (a CHECK, bad data) to the dead letters.
+            for batch in items:
+                try:
+                    write_rows(self._conn, batch)
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as err:
+                    log.error("view rows refused: %s", err)
+                    self._on_reject(batch, str(err))
 
     def close(self) -> None:
         self._conn.close()
 
 
 class PostgresViewSink(DynamicSink):
-    """A Bytewax sink of row lists into the view tables."""
+    """A Bytewax sink of row lists into the view tables; refused rows go to `on_reject`."""
 
-    def __init__(self, url: str):
-        self._url = url
+    def __init__(self, url: str, on_reject: Rejected | None = None):
+        self._url, self._on_reject = url, on_reject
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._url)
+        return _Partition(self._url, self._on_reject)

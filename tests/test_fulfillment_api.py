@@ -120,3 +120,22 @@ class TestAccess:
         assert r.status_code == 409
         listed = admin.get("/api/shipments", params={"status": "PENDING", "limit": 100}).json()
         assert "nextCursor" in listed
+
+
+class TestAdminViews:
+    def test_admin_filters_orders_and_shipments(self, client, stack):
+        buyer, s1, s2, order_id, ships = paid_two_seller_order(client, stack)
+        admin = client("ADMIN")
+        mine = eventually(lambda: admin.get("/api/orders", params={"buyerId": buyer.user_id}).json()["items"])
+        assert [o["orderId"] for o in mine] == [order_id]
+        by_seller = eventually(lambda: admin.get("/api/shipments", params={"sellerId": s1.user_id}).json()["items"])
+        assert [s["shipmentId"] for s in by_seller] == [ships[s1.user_id]]
+        by_order = admin.get("/api/shipments", params={"orderId": order_id}).json()["items"]
+        assert sorted(s["shipmentId"] for s in by_order) == sorted(ships.values())
+        products = admin.get(f"/api/catalog/products/by-seller/{s2.user_id}").json()["items"]
+        assert len(products) == 1
+        assert eventually(lambda: admin.get(f"/api/inventory/stock/{products[0]['productId']}")
+                          .json()["soldQuantity"] == 2)
+        # a buyer's buyerId filter cannot widen its view
+        assert buyer.get("/api/orders", params={"buyerId": "someone-else"}).json()["items"] == \
+            buyer.get("/api/orders").json()["items"]

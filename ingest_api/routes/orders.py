@@ -33,13 +33,14 @@ def _public_order(body: dict) -> dict:
 
 
 @router.get("/api/orders")
-async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None = None, limit: Limit = 20,
+async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None = None,
+                      buyerId: Annotated[str | None, Query(max_length=128)] = None, limit: Limit = 20,
                       cursor: Cursor = None):
-    """The caller's orders (an admin's: everyone's), optionally by status."""
+    """The caller's orders (an admin's: everyone's, or one buyer's with `buyerId`), optionally by status."""
     where, params = [], []
-    if not actor.is_admin:
+    if not actor.is_admin or buyerId is not None:
         where.append("buyer_id = %s")
-        params.append(actor.user_id)
+        params.append(actor.user_id if not actor.is_admin else checked_id(buyerId, "buyer"))
     if status is not None:
         if status not in ORDER_STATUSES:
             raise ApiError(422, "invalid", f"status must be one of {', '.join(ORDER_STATUSES)}")

@@ -53,13 +53,21 @@ async def _visible_shipment(request: Request, shipment_id: str, actor: Actor) ->
 
 @router.get("")
 async def list_shipments(request: Request, actor: SellerOrAdmin, status: str | None = None,
+                         sellerId: Annotated[str | None, Query(max_length=128)] = None,
+                         orderId: Annotated[str | None, Query(max_length=128)] = None,
                          limit: Annotated[int, Query(ge=1, le=100)] = 20,
                          cursor: Annotated[str | None, Query(max_length=500)] = None):
-    """A seller's paid shipments (an admin's: all), optionally by status."""
+    """A seller's paid shipments (an admin's: all, or by `sellerId`), optionally by status and order."""
     where, params = [], []
     if not actor.is_admin:
         where += ["seller_id = %s", "NOT provisional"]
         params.append(actor.user_id)
+    elif sellerId is not None:
+        where.append("seller_id = %s")
+        params.append(checked_id(sellerId, "seller"))
+    if orderId is not None:
+        where.append("order_id = %s")
+        params.append(checked_id(orderId, "order"))
     if status is not None:
         if status not in SHIPMENT_STATUSES:
             raise ApiError(422, "invalid", f"status must be one of {', '.join(SHIPMENT_STATUSES)}")

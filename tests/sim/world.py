@@ -1,0 +1,124 @@
+"""An in-memory run of the real decision operator: the same deciders, sagas and idempotency, no Kafka.
+
+Records go through a queue standing in for the topics; per key they stay in
+order (as in a Kafka partition) while different keys interleave, commands can
+be delivered twice (at-least-once), and a fake clock drives the timers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict, deque
+from datetime import UTC, datetime, timedelta
+
+from buyit.envelope import command_envelope, commands_topic, decode
+from dataflows.decider import DeciderLogic
+from state.registry import AGGREGATES
+
+
+class World:
+    def __init__(self, seed: int, duplicate_rate: float = 0.05):
+        self.rng = random.Random(seed)
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.duplicate_rate = duplicate_rate
+        self.logic: dict[str, DeciderLogic] = {}
+        self.queues: dict[str, deque] = defaultdict(deque)  # per aggregate key, like a partition
+        self.events: list[dict] = []
+        self.results: dict[str, dict] = {}
+        self.dead: list[dict] = []
+
+    # --- input ---
+
+    def send(self, aggregate: str, key: str, command) -> str:
+        self._enqueue(commands_topic(aggregate), key, command_envelope(command, key).encode())
+        return command.command_id
+
+    def _enqueue(self, topic: str, key: str, value: bytes) -> None:
+        self.queues[f"{topic}:{key}"].append((topic, key, value))
+
+    # --- running ---
+
+    def step(self) -> bool:
+        """Deliver one record from a random key's queue; False when nothing is queued."""
+        live = [k for k, q in self.queues.items() if q]
+        if not live:
+            return False
+        topic, key, value = self.queues[self.rng.choice(live)].popleft()
+        self._decide(topic, key, value)
+        if self.rng.random() < self.duplicate_rate:  # at-least-once: the same record again, later
+            self._enqueue(topic, key, value)
+        return True
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            if not self.step():
+                return
+
+    def drain(self) -> None:
+        while self.step():
+            pass
+
+    def tick(self, seconds: float) -> None:
+        """Advance the clock and fire every timer that came due, as Bytewax would."""
+        self.now += timedelta(seconds=seconds)
+        for logic in list(self.logic.values()):
+            due = logic.notify_at()
+            if due is not None and due <= self.now:
+                self._route(logic.on_notify()[0])
+
+    def _decide(self, topic: str, key: str, value: bytes) -> None:
+        aggregate = topic.removesuffix(".commands")
+        envelope = decode(value)
+        logic = self.logic.get(f"{aggregate}:{key}")
+        if logic is None:
+            logic = self.logic[f"{aggregate}:{key}"] = DeciderLogic(None, clock=lambda: self.now)
+        self._route(logic.on_item((aggregate, envelope))[0])
+
+    def _route(self, outputs) -> None:
+        for topic, key, value in outputs:
+            if topic.endswith(".commands"):
+                self._enqueue(topic, key, value)
+            elif topic.endswith(".events"):
+                self.events.append(json.loads(value))
+            elif topic == "command.results":
+                record = json.loads(value)
+                self.results.setdefault(record["correlationId"], record)
+            else:
+                self.dead.append(json.loads(value))
+
+    # --- reading ---
+
+    def state(self, aggregate: str, key: str):
+        logic = self.logic.get(f"{aggregate}:{key}")
+        return logic.slot.state if logic else AGGREGATES[aggregate].initial_state()
+
+    def states(self, aggregate: str) -> dict:
+        """Every aggregate of a kind that has had an event (keys that only saw rejections are left out)."""
+        return {k.split(":", 1)[1]: l.slot.state for k, l in self.logic.items()
+                if k.startswith(aggregate + ":") and l.slot.state.version > 0}
+
+    def replayed(self, aggregate: str) -> dict:
+        """Every aggregate rebuilt from its events alone (what the projection does), deduplicated by version."""
+        agg, out = AGGREGATES[aggregate], {}
+        topic_events = [e for e in self.events if e["type"] and _aggregate_of(e) == aggregate]
+        seen: set = set()
+        for e in topic_events:
+            if e["eventId"] in seen:
+                continue
+            seen.add(e["eventId"])
+            state = out.get(e["key"], agg.initial_state())
+            if e["version"] > state.version:
+                out[e["key"]] = agg.evolve(state, decode(json.dumps(e).encode()).message())
+        return out
+
+
+_TYPES: dict[str, str] = {}
+
+
+def _aggregate_of(event: dict) -> str:
+    """Which aggregate emitted an event (by its registered class's module)."""
+    if event["type"] not in _TYPES:
+        from state.common import REGISTRY
+        _TYPES[event["type"]] = REGISTRY[event["type"]].__module__.rsplit(".", 1)[-1]
+    return _TYPES[event["type"]]
