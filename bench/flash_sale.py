@@ -130,6 +130,55 @@ async def _sale_aiohttp(base_url: str, pid: str, tokens: list[str], duration: fl
             "elapsed": elapsed}
 
 
+def _sale_threads(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
+    """The same loop with one thread and one sync httpx.Client per buyer."""
+    import concurrent.futures
+    codes: Counter = Counter()
+    errors: Counter = Counter()
+    samples: dict = {}
+    ok_lat: list[float] = []
+    all_lat: list[float] = []
+    gate = threading.Barrier(len(tokens) + 1)
+    deadline = [0.0]
+
+    def buyer(tok: str):
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {tok}"}, timeout=30) as http:
+            gate.wait()
+            while time.perf_counter() < deadline[0]:
+                t0 = time.perf_counter()
+                try:
+                    r = http.post("/api/cart/items", json={"productId": pid, "quantity": 1})
+                except httpx.HTTPError as err:  # Counter updates are atomic enough under the GIL
+                    codes["exception"] += 1
+                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
+                    continue
+                dt = time.perf_counter() - t0
+                all_lat.append(dt)
+                codes[r.status_code] += 1
+                if r.status_code == 201:
+                    ok_lat.append(dt)
+                    continue
+                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+                error = body.get("error") if isinstance(body, dict) else None
+                if r.status_code == 409 and error == "insufficient_stock":
+                    return
+                key = f"{r.status_code} {error}"
+                errors[key] += 1
+                samples.setdefault(key, str(body)[:300])
+
+    with concurrent.futures.ThreadPoolExecutor(len(tokens)) as pool:
+        futures = [pool.submit(buyer, t) for t in tokens]
+        deadline[0] = time.perf_counter() + 1e6
+        gate.wait()
+        started = time.perf_counter()
+        deadline[0] = started + duration
+        for f in futures:
+            f.result()
+        elapsed = time.perf_counter() - started
+    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
+            "elapsed": elapsed}
+
+
 def run_ours(stack, buyers: int, units: int, duration: float, client: str = "httpx") -> dict:
     _, seller_tok = token(stack, "SELLER")
     seller = httpx.Client(base_url=api_url(stack), headers={"Authorization": f"Bearer {seller_tok}"}, timeout=30)
@@ -137,8 +186,12 @@ def run_ours(stack, buyers: int, units: int, duration: float, client: str = "htt
         pid = create_product(seller, f"HOT-{uuid.uuid4().hex[:6]}", units)
         people = [token(stack, "BUYER") for _ in range(buyers)]
         cpu0 = cpu_seconds(stack)
-        sale = _sale_aiohttp if client == "aiohttp" else _sale
-        out = asyncio.run(sale(api_url(stack), pid, [t for _, t in people], duration))
+        tokens = [t for _, t in people]
+        if client == "threads":
+            out = _sale_threads(api_url(stack), pid, tokens, duration)
+        else:
+            sale = _sale_aiohttp if client == "aiohttp" else _sale
+            out = asyncio.run(sale(api_url(stack), pid, tokens, duration))
         out["cpu"] = cpu_delta(cpu0, cpu_seconds(stack))
         out["successes"] = out["codes"][201]
 
@@ -308,7 +361,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stock", type=int, default=2000, help="units of the hot SKU (default 2000)")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per side at most (default 15)")
     ap.add_argument("--retries", type=int, default=10, help="baseline retries per reservation (default 10)")
-    ap.add_argument("--client", choices=("httpx", "aiohttp"), default="httpx",
+    ap.add_argument("--client", choices=("httpx", "aiohttp", "threads"), default="httpx",
                     help="HTTP client of the buyers in (a) (default httpx; aiohttp costs less CPU)")
     ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
     args = ap.parse_args(argv)

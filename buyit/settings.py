@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     buyit_command_wait_s: float = 5.0
     buyit_snapshot_interval_s: int = 1
     buyit_max_image_bytes: int = 5 * 1024 * 1024
+    buyit_allow_private_image_urls: bool = False  # tests and demos fetch images from this machine
     buyit_workers: int = 1
     buyit_seaweed_s3_port: int = 8333
     buyit_seaweed_master_port: int = 9333

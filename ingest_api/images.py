@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import uuid
 from pathlib import Path
 
@@ -85,11 +87,26 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
 
 
-async def fetch(url: str, max_bytes: int) -> bytes:
-    """Download an image by URL, refusing non-HTTP URLs and anything over the size limit."""
+def _refuse_private_host(url: str) -> None:
+    """No fetching from loopback, private or link-local addresses (server-side request forgery)."""
+    host = httpx.URL(url).host
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError, ValueError) as err:
+        raise ApiError(422, "invalid", f"the image URL's host does not resolve: {host}") from err
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise ApiError(422, "invalid", "image URLs must point to a public host")
+
+
+async def fetch(url: str, max_bytes: int, allow_private: bool = False) -> bytes:
+    """Download an image by URL, refusing non-HTTP URLs, private hosts and anything over the size limit."""
     if not re.match(r"^https?://", url):
         raise ApiError(422, "invalid", "url must be an http(s) URL")
     try:
+        if not allow_private:
+            _refuse_private_host(url)
         async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
             async with client.stream("GET", url) as response:
                 if response.status_code != 200:

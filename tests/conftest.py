@@ -19,7 +19,7 @@ def test_settings(data_dir: Path, **overrides) -> Settings:
     """Settings for a private stack: free ports, an in-memory broker, short TTLs."""
     values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_pg_port=free_port(),
                   buyit_redis_port=free_port(), buyit_stripe_port=free_port(), buyit_api_port=free_port(),
-                  buyit_command_wait_s=10.0, buyit_broker_storage="memory")
+                  buyit_command_wait_s=10.0, buyit_broker_storage="memory", buyit_allow_private_image_urls=True)
     values.update(overrides)
     return Settings(**values)
 

@@ -191,3 +191,18 @@ class TestAccess:
         assert client().get("/api/catalog/products/nope").status_code == 404
         r = seller.put("/api/inventory/stock", json={"productId": "nope", "totalQuantity": 1})
         assert r.status_code == 404
+
+
+def test_image_urls_on_private_hosts_are_refused_by_default():
+    """Server-side request forgery: unless allowed (tests, demos), private and loopback hosts are refused."""
+    import asyncio
+
+    from ingest_api.errors import ApiError
+    from ingest_api.images import fetch
+    for url in ("http://127.0.0.1:1/x.png", "http://[::1]:1/x.png", "http://localhost:1/x"):
+        try:
+            asyncio.run(fetch(url, 1000))
+        except ApiError as err:
+            assert err.status == 422 and "public" in err.message, url
+        else:
+            raise AssertionError(f"{url} was fetched")

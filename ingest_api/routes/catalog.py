@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
+from buyit.settings import get_settings
 from ingest_api.auth import SellerOrAdmin, optional_actor
 from ingest_api.commands import checked_id, command_id, execute, now
 from ingest_api.errors import ApiError, forbidden, not_found
@@ -143,7 +144,8 @@ async def upload_image(request: Request, actor: SellerOrAdmin, file: UploadFile 
 async def upload_image_url(request: Request, actor: SellerOrAdmin, body: ImageUrl):
     """Fetch an image from a URL and store it."""
     store = request.app.state.images
-    return store.upload(await fetch(body.url, store.max_bytes))
+    allow_private = get_settings().buyit_allow_private_image_urls
+    return store.upload(await fetch(body.url, store.max_bytes, allow_private))
 
 
 @router.get("/images/{public_id}", include_in_schema=False)
