@@ -41,12 +41,15 @@ def fold(held, item):
     return state, (aggregate, state)
 
 
-def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output) -> Dataflow:
+def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
+               lake_sink=None) -> Dataflow:
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
     branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
     events = op.map("unwrap", branch.trues, lambda p: p[1])
+    if lake_sink is not None:  # every event as read, duplicates included: the lake's readers dedupe
+        op.output("write_lake", op.map("to_lake", events, lambda e: (f"{e[0]}.events", e[1])), lake_sink)
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
     folded = op.stateful_map("fold", keyed, fold)  # (agg:id, (agg, state) | None)
     changed = op.filter_map("changed", folded, lambda kv: kv[1])  # (agg, state)
@@ -61,11 +64,13 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
 def kafka_flow() -> Dataflow:
     from buyit.settings import get_settings
     from sinks.cart_cache import CartCacheSink
+    from sinks.lake import LakeSink, lake_dir
     from sinks.postgres import PostgresViewSink
     settings = get_settings()
     topics = [events_topic(name) for name in AGGREGATES]
     return build_flow(kafka_source(topics), PostgresViewSink(settings.database_url, rows_to_dead_letters()),
-                      kafka_sink(), CartCacheSink(settings.redis_url), to_sink_message)
+                      kafka_sink(), CartCacheSink(settings.redis_url), to_sink_message,
+                      LakeSink(lake_dir(settings.buyit_data_dir)))
 
 
 def rows_to_dead_letters():

@@ -12,7 +12,7 @@ from ingest_api import errors
 from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
 from ingest_api.reads import Reads
-from ingest_api.routes import cart, catalog, checkout, inventory, ledger, orders, shipments, system, users
+from ingest_api.routes import analytics, cart, catalog, checkout, inventory, ledger, orders, shipments, system, users
 from ingest_api.stripe_gateway import StripeGateway
 
 
@@ -39,6 +39,6 @@ def create_app() -> FastAPI:
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
     errors.install(app)
-    for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger):
+    for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics):
         app.include_router(module.router)
     return app
