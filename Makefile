@@ -23,6 +23,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.roundtrip
+	$(BIN)/python -m bench.flash_sale
+	$(BIN)/python -m bench.checkout
 
 clean:
 	rm -rf $(VENV) .buyit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +38,10 @@ def private_stack(prefix: str, keep: bool = False, **overrides) -> Iterator:
     stack = Stack(bench_settings(data, **overrides), memory_broker=True)
     started = time.monotonic()
     print(f"starting a private stack in {data} ...", file=sys.stderr, flush=True)
+
+    def terminated(signum, frame):  # `timeout`, kill: unwind so the stack below is stopped too
+        raise SystemExit(128 + signum)
+    previous = {sig: signal.signal(sig, terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         stack.start()
         print(f"stack up in {time.monotonic() - started:.1f}s (API on :{stack.settings.buyit_api_port})",
@@ -44,6 +49,8 @@ def private_stack(prefix: str, keep: bool = False, **overrides) -> Iterator:
         yield stack
     finally:
         stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if keep:
             print(f"kept {data} (logs in {data / 'logs'})", file=sys.stderr)
         else:

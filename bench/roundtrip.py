@@ -123,6 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=500, help="measured round trips per row (default 500)")
     ap.add_argument("--bus-style-n", type=int, default=200, help="round trips for row (a') (0 skips it)")
     ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measurement first (default 5)")
     ap.add_argument("--no-patched", action="store_true",
                     help="skip row (c): the API with bench/_patched_api.py's results reader")
     ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
@@ -131,6 +132,9 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     with private_stack("roundtrip", keep=args.keep) as stack:
         bootstrap = stack.env["KAFKA_BOOTSTRAP_SERVERS"]
+        idle0 = cpu_seconds(stack)
+        time.sleep(args.idle)  # what the stack burns doing nothing (consumers polling with short fetch waits)
+        idle = cpu_delta(idle0, cpu_seconds(stack))
         cpu0 = cpu_seconds(stack)
         bare = BareRoundTrip(bootstrap)
         timeouts = 0
@@ -183,6 +187,9 @@ def main(argv=None) -> int:
         print(f"ratio (c)/bare at p50: {d['p50'] / a['p50']:.2f}x   (b)/(c) at p50: {b['p50'] / d['p50']:.2f}x")
     print(f"bare timeouts (>10 s): {timeouts}   producer delivery errors: {delivery_errors}")
     print(f"API status counts: (b) {codes}" + (f"  (c) {patched_codes}" if patched_codes else ""))
+    print(f"CPU use of the idle stack over {args.idle:.0f} s, % of one core: "
+          + ", ".join(f"{k} {100 * v / args.idle:.0f}%" for k, v in sorted(idle.items(), key=lambda kv: -kv[1])
+                      if v >= 0.01 and not k.startswith("bench")))
     print("CPU seconds used during the measurements, per process (incl. children): "
           + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05))
     print(f"1-min load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")

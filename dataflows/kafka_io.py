@@ -43,7 +43,10 @@ class _TopicsPartition(StatefulSourcePartition):
 
     def next_batch(self) -> list[Record]:
         out = []
-        for msg in self._consumer.consume(self._batch, 0.002):
+        first = self._consumer.poll(0.002)  # returns on the first record, unlike consume()'s timeout
+        if first is None:
+            return out
+        for msg in [first, *self._consumer.consume(self._batch - 1, 0)]:
             err = msg.error()
             if err is not None:
                 if err.code() in (-191,):  # partition EOF, not an error

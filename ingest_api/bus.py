@@ -129,7 +129,11 @@ class CommandBus:
 
     def _consume(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(500, 0.05):
+            # poll() returns on the first record; consume() alone would sit out its whole timeout
+            first = self._consumer.poll(0.05)
+            if first is None:
+                continue
+            for msg in [first, *self._consumer.consume(499, 0)]:
                 if msg.error() is not None:
                     continue
                 try:
