@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
@@ -364,6 +365,47 @@ def run_baseline(url: str, workers: int, units: int, duration: float, retries: i
                       "version": version}}
 
 
+def run_core(stack, buyers: int, units: int) -> dict:
+    """(c) the decision core alone: ReserveStock commands produced straight to `inventory.commands` for a
+    second hot SKU (as the cart step does), timed until every one is decided on `inventory.events`."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from buyit.envelope import command_envelope
+    from state.inventory import ReserveStock
+    seller_id, seller_token = token(stack, "SELLER")
+    with httpx.Client(base_url=api_url(stack), headers={"Authorization": f"Bearer {seller_token}"}, timeout=30) as h:
+        pid = create_product(h, "CORE-1", units)
+    brokers = ",".join(stack.settings_for_children().brokers)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "bench", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 5})
+    parts = consumer.list_topics("inventory.events", timeout=10).topics["inventory.events"].partitions
+    consumer.assign([TopicPartition("inventory.events", p, consumer.get_watermark_offsets(
+        TopicPartition("inventory.events", p), timeout=10)[1]) for p in parts])
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 2})
+    sent = units + buyers  # every unit, then one refusal per buyer
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for n in range(sent):
+        buyer = f"core-buyer-{n % buyers}"
+        command = ReserveStock(command_id=str(uuid.uuid4()), now=now, product_id=pid, reservation_id=f"r-{buyer}",
+                               cart_id=f"cart-{buyer}", buyer_id=buyer, quantity=1, mode="add",
+                               expires_at=now + timedelta(minutes=15))
+        producer.produce("inventory.commands", command_envelope(command, pid).encode(), pid.encode())
+        producer.poll(0)
+    producer.flush(30)
+    outcomes: Counter = Counter()
+    deadline = time.monotonic() + 120
+    while sum(outcomes.values()) < sent and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, 0.05):
+            if msg.error() is None and msg.key() == pid.encode():
+                kind = json.loads(msg.value())["type"]
+                if kind in ("StockReserved", "ReservationRefused"):
+                    outcomes[kind] += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return {"reserved": outcomes["StockReserved"], "refused": outcomes["ReservationRefused"], "elapsed": elapsed}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--buyers", type=int, default=64, help="concurrent buyers / baseline workers (default 64)")
@@ -383,6 +425,7 @@ def main(argv=None) -> int:
         ours = run_ours(stack, args.buyers, args.stock, args.duration, args.client)
         trouble = log_lines(stack)  # before the baseline, whose serialization failures Postgres logs
         base = run_baseline(stack.env["DATABASE_URL"], args.buyers, args.stock, args.duration, args.retries)
+        core = run_core(stack, args.buyers, args.stock)
         command_wait = stack.settings.buyit_command_wait_s
     load_after = os.getloadavg()[0]
 
@@ -391,6 +434,10 @@ def main(argv=None) -> int:
     o_other = sum(v for k, v in codes.items() if k not in (201, 409))
     rows = [["(a) ours: POST /api/cart/items", ours["successes"], codes[409], o_other, ours["elapsed"], o_rate,
              o_lat["p50"], o_lat["p99"], o_lat["max"]]]
+    core_rate = core["reserved"] / core["elapsed"]
+    rows.append(["(c) ours, decision core: ReserveStock via Kafka", core["reserved"], core["refused"],
+                 args.stock + args.buyers - core["reserved"] - core["refused"], core["elapsed"], core_rate,
+                 float("nan"), float("nan"), float("nan")])
     skipped = base.get("skipped")
     if not skipped:
         t = base["tally"]
@@ -411,7 +458,8 @@ def main(argv=None) -> int:
     if skipped:
         print(f"  baseline skipped: {skipped}")
     elif b_rate:
-        print(f"  ratio ours/baseline reservations/s: {o_rate / b_rate:.2f}x")
+        print(f"  ratio ours/baseline reservations/s: end to end {o_rate / b_rate:.2f}x, "
+              f"decision core {core_rate / b_rate:.2f}x")
     print()
     st = ours["stock"]
     over = max(0, st["reservedQuantity"] - st["totalQuantity"])

@@ -5,11 +5,7 @@
 (a) bare: confluent_kafka produces a `Ping` command envelope to `health.commands` and waits for
     the record with that correlationId on `command.results` (consumer assigned to every
     partition from the end, polled for one record at a time), N times, sequentially.
-(a') the same, but the results consumer reads the way ingest_api/bus.py does
-    (`consume(500, 0.05)`), to show what that read loop adds.
 (b) API: `PUT /api/inventory/stock` with httpx, sequential, a seller's token, its own product.
-(c) (b) again against a second API process whose results reader returns on the first record
-    (bench/_patched_api.py); `--no-patched` skips it.
 
 Everything runs against a private stack (in-memory broker) started here and stopped on exit.
 """
@@ -29,7 +25,6 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench._common import (api_url, cpu_delta, cpu_seconds, create_product, log_lines, private_stack,
                            summary_ms, table, token)
-from buyit.processes import free_port, wait_for
 from buyit.envelope import RESULTS, command_envelope, commands_topic
 from state.health import Ping
 
@@ -54,7 +49,7 @@ class BareRoundTrip:
         if err is not None:
             self.delivery_errors += 1
 
-    def once(self, bus_style: bool = False, timeout: float = 10.0) -> float:
+    def once(self, timeout: float = 10.0) -> float:
         """Seconds from produce to the matching result record (TimeoutError past `timeout`)."""
         envelope = command_envelope(Ping(command_id=str(uuid.uuid4()), now=datetime.now(UTC)), "ping")
         wanted = envelope.correlation_id
@@ -64,9 +59,7 @@ class BareRoundTrip:
         self.producer.poll(0)
         deadline = started + timeout
         while time.perf_counter() < deadline:
-            # bus_style: read like ingest_api/bus.py does; otherwise return on the first record
-            msgs = self.consumer.consume(500, 0.05) if bus_style else self.consumer.consume(1, 0.5)
-            for msg in msgs:
+            for msg in self.consumer.consume(1, 0.5):
                 if msg.error() is not None:
                     continue
                 if json.loads(msg.value()).get("correlationId") == wanted:
@@ -103,29 +96,11 @@ def api_put_stock(stack, base_url: str, n: int, warmup: int) -> tuple[list[float
     return latencies, codes
 
 
-def start_patched_api(stack) -> str:
-    """A second API process, bench/_patched_api.py (results read returns on the first record)."""
-    port = free_port()
-    stack.supervisor.start("api-patched", [sys.executable, "-m", "uvicorn", "bench._patched_api:create_app",
-                                           "--factory", "--host", "127.0.0.1", "--port", str(port),
-                                           "--log-level", "warning"], {**stack.env, "BUYIT_API_PORT": str(port)})
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        stack.supervisor.check_alive()
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    wait_for(healthy, 60, "the patched API to report healthy")
-    return url
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=500, help="measured round trips per row (default 500)")
-    ap.add_argument("--bus-style-n", type=int, default=200, help="round trips for row (a') (0 skips it)")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measurement first (default 5)")
-    ap.add_argument("--no-patched", action="store_true",
-                    help="skip row (c): the API with bench/_patched_api.py's results reader")
     ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
     args = ap.parse_args(argv)
 
@@ -147,46 +122,27 @@ def main(argv=None) -> int:
                     bare_lat.append(bare.once())
                 except TimeoutError:
                     timeouts += 1
-            bus_lat = []
-            for _ in range(args.bus_style_n):
-                try:
-                    bus_lat.append(bare.once(bus_style=True))
-                except TimeoutError:
-                    timeouts += 1
         finally:
             bare.close()
             delivery_errors = bare.delivery_errors
             bare = None  # drop the clients before the broker goes away
         api_lat, codes = api_put_stock(stack, api_url(stack), args.n, args.warmup)
-        patched_lat, patched_codes = [], {}
-        if not args.no_patched:
-            patched_lat, patched_codes = api_put_stock(stack, start_patched_api(stack), args.n, args.warmup)
         cpu = cpu_delta(cpu0, cpu_seconds(stack))
         trouble = log_lines(stack)
 
     a, b = summary_ms(bare_lat), summary_ms(api_lat)
     rows = [["(a) bare: Ping -> health.commands -> decide -> command.results", a["n"], a["p50"], a["p95"],
-             a["p99"], a["mean"], a["max"]]]
-    if bus_lat:
-        c = summary_ms(bus_lat)
-        rows.append(["(a') bare, results read like ingest_api/bus.py consume(500, 0.05)", c["n"], c["p50"],
-                     c["p95"], c["p99"], c["mean"], c["max"]])
-    rows.append(["(b) API: PUT /api/inventory/stock (httpx, sequential)", b["n"], b["p50"], b["p95"], b["p99"],
-                 b["mean"], b["max"]])
-    if patched_lat:
-        d = summary_ms(patched_lat)
-        rows.append(["(c) = (b), API results reader returning on first record", d["n"], d["p50"], d["p95"],
-                     d["p99"], d["mean"], d["max"]])
+             a["p99"], a["mean"], a["max"]],
+            ["(b) API: PUT /api/inventory/stock (httpx, sequential)", b["n"], b["p50"], b["p95"], b["p99"],
+             b["mean"], b["max"]]]
     print()
     print("Round trip latency, ms (sequential, one request in flight; loopback; memory broker; 2-core box)")
     print(table(["path", "n", "p50", "p95", "p99", "mean", "max"], rows))
     print()
     print(f"ratio API/bare at p50: {b['p50'] / a['p50']:.2f}x"
           f"   (API p50 - bare p50 = {b['p50'] - a['p50']:.1f} ms)")
-    if patched_lat:
-        print(f"ratio (c)/bare at p50: {d['p50'] / a['p50']:.2f}x   (b)/(c) at p50: {b['p50'] / d['p50']:.2f}x")
     print(f"bare timeouts (>10 s): {timeouts}   producer delivery errors: {delivery_errors}")
-    print(f"API status counts: (b) {codes}" + (f"  (c) {patched_codes}" if patched_codes else ""))
+    print(f"API status counts: (b) {codes}")
     print(f"CPU use of the idle stack over {args.idle:.0f} s, % of one core: "
           + ", ".join(f"{k} {100 * v / args.idle:.0f}%" for k, v in sorted(idle.items(), key=lambda kv: -kv[1])
                       if v >= 0.01 and not k.startswith("bench")))
@@ -196,7 +152,7 @@ def main(argv=None) -> int:
     if trouble:
         print("\nlog lines that look like trouble:")
         print("\n".join(trouble))
-    ok = timeouts == 0 and set(codes) == {200} and set(patched_codes) <= {200}
+    ok = timeouts == 0 and set(codes) == {200}
     return 0 if ok else 1
 
 
