@@ -64,6 +64,10 @@ def end_to_end(stack, buyers: int, duration: float) -> dict:
                         time.sleep(0.01)
                     with lock:
                         latencies.append(time.perf_counter() - started)
+                    # the paid cart closes a moment after the order confirms; a new add waits for that
+                    while http.get("/api/cart").json().get("status") == "CHECKOUT":
+                        assert time.monotonic() < deadline, "cart not closed within 30 s"
+                        time.sleep(0.01)
                 except AssertionError as err:
                     with lock:
                         failures.append(str(err)[:200])

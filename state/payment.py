@@ -90,6 +90,17 @@ class PaymentFlaggedForRefund(Event):
     flagged_at: datetime
 
 
+@message
+class StripeEventParked(Event):
+    """A webhook that overtook its payment's creation (they travel on different partitions): kept, not lost."""
+
+    payment_id: str
+    kind: str  # "captured" or "failed"
+    stripe_event_id: str
+    intent_id: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class Payment:
     payment_id: str | None = None
@@ -102,6 +113,7 @@ class Payment:
     state: str = CREATED
     stripe_events: frozenset = frozenset()
     refund_reason: str | None = None
+    parked: tuple[StripeEventParked, ...] = ()
     created_at: datetime | None = None
     captured_at: datetime | None = None
     failed_at: datetime | None = None
@@ -117,10 +129,17 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
         case OpenPayment() if state.payment_id is not None:
             return []
         case OpenPayment():
-            return [PaymentCreated(payment_id=command.payment_id, order_id=command.order_id,
-                                   buyer_id=command.buyer_id, amount_cents=command.amount_cents,
-                                   currency=command.currency, intent_id=command.intent_id,
-                                   client_secret=command.client_secret, created_at=command.now)]
+            created = PaymentCreated(payment_id=command.payment_id, order_id=command.order_id,
+                                     buyer_id=command.buyer_id, amount_cents=command.amount_cents,
+                                     currency=command.currency, intent_id=command.intent_id,
+                                     client_secret=command.client_secret, created_at=command.now)
+            return [created, *_unpark(evolve(state, created), command)]
+        case (CapturePayment() | FailPayment()) if state.payment_id is None:
+            if any(p.stripe_event_id == command.stripe_event_id for p in state.parked):
+                return []
+            return [StripeEventParked(payment_id=command.payment_id, stripe_event_id=command.stripe_event_id,
+                                      kind="captured" if isinstance(command, CapturePayment) else "failed",
+                                      intent_id=command.intent_id, reason=getattr(command, "reason", ""))]
         case _ if state.payment_id is None:
             return not_found("payment")
         case CapturePayment() | FailPayment() if command.intent_id != state.intent_id:
@@ -149,12 +168,31 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
     return invalid(f"payments do not handle {type(command).__name__}")
 
 
+def _unpark(state: Payment, command: Command) -> list[Event]:
+    """Apply the webhooks that arrived before the payment existed, in the order they came."""
+    events: list[Event] = []
+    for parked in state.parked:
+        kind = CapturePayment if parked.kind == "captured" else FailPayment
+        early = kind(command_id=command.command_id, now=command.now, payment_id=state.payment_id,
+                     stripe_event_id=parked.stripe_event_id, intent_id=parked.intent_id,
+                     **({"reason": parked.reason} if parked.kind == "failed" else {}))
+        outcome = decide(state, early)
+        if isinstance(outcome, list):
+            for event in outcome:
+                state = evolve(state, event)
+            events += outcome
+    return events
+
+
 def evolve(state: Payment, event: Event) -> Payment:
     match event:
         case PaymentCreated():
             new = Payment(payment_id=event.payment_id, order_id=event.order_id, buyer_id=event.buyer_id,
                           amount_cents=event.amount_cents, currency=event.currency, intent_id=event.intent_id,
-                          client_secret=event.client_secret, created_at=event.created_at)
+                          client_secret=event.client_secret, created_at=event.created_at, parked=state.parked,
+                          version=state.version)
+        case StripeEventParked():
+            new = replace(state, parked=state.parked + (event,))
         case PaymentCaptured():
             new = replace(state, state=CAPTURED, captured_at=event.captured_at,
                           stripe_events=state.stripe_events | {event.stripe_event_id})
