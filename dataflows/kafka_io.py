@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from buyit.envelope import RESULTS
 
 from buyit.settings import get_settings
 
@@ -84,9 +87,40 @@ def kafka_source(topics: list[str]) -> TopicsSource:
     return TopicsSource(settings.brokers, topics, settings.buyit_topic_partitions)
 
 
-def kafka_sink() -> KafkaSink:
-    """Writes (topic, key, value) outputs, each to its own topic."""
-    return KafkaSink(get_settings().brokers, topic=None, add_config=PRODUCER_CONFIG)
+class _FactsFirstPartition(StatelessSinkPartition):
+    def __init__(self, brokers: list[str]):
+        self._producer = Producer({"bootstrap.servers": ",".join(brokers), **PRODUCER_CONFIG})
+
+    def write_batch(self, items: list[KafkaSinkMessage]) -> None:
+        # Records on different partitions have no order, so answers go out only once the events and
+        # saga commands they answer for are stored: a client acting on an answer (setting stock right
+        # after creating a product, paying right after checkout) can never overtake them.
+        answers = [m for m in items if m.topic == RESULTS]
+        for phase in ([m for m in items if m.topic != RESULTS], answers):
+            if not phase:
+                continue
+            for msg in phase:
+                self._producer.produce(msg.topic, msg.value, msg.key)
+                self._producer.poll(0)
+            if self._producer.flush(30) > 0:
+                raise RuntimeError("Kafka did not acknowledge the dataflow's output in 30 s")
+
+    def close(self) -> None:
+        self._producer.flush(30)
+
+
+class FactsFirstKafkaSink(DynamicSink):
+    """Writes (topic, key, value) outputs, each to its own topic; answers after the facts."""
+
+    def __init__(self, brokers: list[str]):
+        self._brokers = brokers
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FactsFirstPartition:
+        return _FactsFirstPartition(self._brokers)
+
+
+def kafka_sink() -> FactsFirstKafkaSink:
+    return FactsFirstKafkaSink(get_settings().brokers)
 
 
 def to_sink_message(output: tuple[str, str, bytes]) -> KafkaSinkMessage:

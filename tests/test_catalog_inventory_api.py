@@ -206,3 +206,4 @@ def test_image_urls_on_private_hosts_are_refused_by_default():
             assert err.status == 422 and "public" in err.message, url
         else:
             raise AssertionError(f"{url} was fetched")
+
