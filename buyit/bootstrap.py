@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from buyit.envelope import all_topics
@@ -28,11 +29,14 @@ def create_topics(settings: Settings) -> None:
     wait_for(lambda: set(all_topics()) <= set(admin.list_topics(timeout=5).topics), 30, "topics to exist")
 
 
-def create_schema(database_url: str) -> None:
-    """Create the view tables if they are missing."""
+def create_schema(database_url: str, schema: str | None = None) -> None:
+    """Create the view tables if they are missing (in `schema`, for a backfill, else the default one)."""
     import sinks
     sql = (Path(sinks.__file__).parent / "schema.sql").read_text()
     with psycopg.connect(database_url, autocommit=True) as conn:
+        if schema is not None:
+            conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema)))
+            conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
         conn.execute(sql)
 
 

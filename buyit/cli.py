@@ -62,6 +62,30 @@ def demo(port: Annotated[int | None, typer.Option(help="API port")] = None):
 
 
 @app.command()
+def backfill(schema: Annotated[str, typer.Option(help="a fresh Postgres schema to rebuild the views in")]):
+    """Replay every event topic from offset 0 into the views of a fresh schema, then stop.
+
+    Point it at a running system (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL); the result should
+    equal the live views, which is how a projection change is rolled out.
+    """
+    import re
+
+    from bytewax.testing import run_main
+
+    from buyit.bootstrap import create_schema
+    from dataflows.project import backfill_flow
+    settings = get_settings()
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise typer.BadParameter("schema: lower-case letters, digits and _")
+    if not settings.database_url or not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS of the running system")
+    started = time.monotonic()
+    create_schema(settings.database_url, schema)
+    run_main(backfill_flow(settings.database_url, schema))
+    typer.echo(f"backfilled schema {schema} in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
 def token(user_id: Annotated[str, typer.Option("--user-id")],
           role: Annotated[str, typer.Option("--role", help="SELLER, BUYER or ADMIN")],
           ttl: Annotated[int, typer.Option(help="seconds")] = 3600):

@@ -38,13 +38,19 @@ class Record:
 
 
 class _TopicsPartition(StatefulSourcePartition):
-    def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int):
+    def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int,
+                 tail: bool):
         self._consumer = Consumer({"bootstrap.servers": ",".join(brokers), **CONSUMER_CONFIG})
         self._next = dict(resume or {})
         self._consumer.assign([TopicPartition(t, index, self._next.get(t, OFFSET_BEGINNING)) for t in topics])
         self._batch = batch
+        # Not tailing (a backfill): stop at the end each topic had when we started.
+        self._until = None if tail else {
+            t: self._consumer.get_watermark_offsets(TopicPartition(t, index), timeout=10)[1] for t in topics}
 
     def next_batch(self) -> list[Record]:
+        if self._until is not None and all(self._next.get(t, 0) >= end for t, end in self._until.items()):
+            raise StopIteration()
         out = []
         first = self._consumer.poll(0.002)  # returns on the first record, unlike consume()'s timeout
         if first is None:
@@ -70,21 +76,23 @@ class _TopicsPartition(StatefulSourcePartition):
 
 
 class TopicsSource(FixedPartitionedSource):
-    """Reads `topics` from the beginning (or the snapshot's offsets) and keeps tailing them."""
+    """Reads `topics` from the beginning (or the snapshot's offsets) and keeps tailing them (or, with
+    `tail=False`, stops at the ends they had when it started)."""
 
-    def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500):
+    def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500, tail: bool = True):
         self._brokers, self._topics, self._partitions, self._batch = brokers, topics, partitions, batch
+        self._tail = tail
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self._partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _TopicsPartition:
-        return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch)
+        return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail)
 
 
-def kafka_source(topics: list[str]) -> TopicsSource:
+def kafka_source(topics: list[str], tail: bool = True) -> TopicsSource:
     settings = get_settings()
-    return TopicsSource(settings.brokers, topics, settings.buyit_topic_partitions)
+    return TopicsSource(settings.brokers, topics, settings.buyit_topic_partitions, tail=tail)
 
 
 class _FactsFirstPartition(StatelessSinkPartition):

@@ -90,3 +90,19 @@ def rows_to_dead_letters():
         producer.produce("dead.letters", body.encode(errors="replace"))
         producer.flush(10)
     return reject
+
+
+def backfill_flow(database_url: str, schema: str) -> Dataflow:
+    """Replay every event topic from offset 0 into the views of a fresh `schema`, then stop.
+
+    Nothing is decided and nothing external is called: the same fold as the live projection,
+    so the result must equal the live views. The cart cache and lake are left alone.
+    """
+    from bytewax.testing import TestingSink
+
+    from sinks.postgres import PostgresViewSink
+    topics = [events_topic(name) for name in AGGREGATES]
+    refused: list = []
+    url = f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{schema}"
+    return build_flow(kafka_source(topics, tail=False), PostgresViewSink(url, lambda rows, err: refused.append(err)),
+                      TestingSink(refused), TestingSink([]))
