@@ -207,3 +207,36 @@ def test_image_urls_on_private_hosts_are_refused_by_default():
         else:
             raise AssertionError(f"{url} was fetched")
 
+
+
+class TestStockDashboard:
+    def test_stream_pushes_stock_changes(self, client):
+        import json
+        import threading
+        seller = client("SELLER")
+        p = new_product(seller, n=300)
+        stock_of(seller, p["productId"])
+        seen: list[dict] = []
+        done = threading.Event()
+
+        def listen():
+            with seller.stream("GET", "/api/inventory/stream", timeout=20) as response:
+                assert response.status_code == 200
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[6:]))
+                        if seen[-1]["totalQuantity"] == 9:
+                            done.set()
+                            return
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        eventually(lambda: seen, what="the current stock first")
+        assert seller.put("/api/inventory/stock", json={"productId": p["productId"], "totalQuantity": 9}).status_code == 200
+        assert done.wait(15), seen
+        assert seen[0]["productId"] == p["productId"] and seen[-1]["availableQuantity"] == 9
+
+    def test_stream_access(self, client):
+        seller = client("SELLER")
+        assert seller.get("/api/inventory/stream", params={"sellerId": "someone-else"}).status_code == 403
+        assert client("ADMIN").get("/api/inventory/stream").status_code == 422
+        assert client("BUYER").get("/api/inventory/stream").status_code == 403

@@ -1,10 +1,16 @@
 """Inventory: stock levels for sellers, availability for everyone."""
 
-from fastapi import APIRouter, Request
+import asyncio
+import json
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from ingest_api.auth import SellerOrAdmin
 from ingest_api.commands import checked_id, command_id, execute, now
-from ingest_api.errors import forbidden, not_found
+from ingest_api.errors import ApiError, forbidden, not_found
 from ingest_api.models import StockLevel
 from state.inventory import SetStock
 
@@ -52,3 +58,42 @@ async def availability(request: Request, product_id: str):
         raise not_found("product")
     return {"productId": product_id, "availableQuantity": row["available_quantity"],
             "inStock": row["available_quantity"] > 0}
+
+
+STREAM_POLL_S = 0.25
+STREAM_MAX_S = 3600  # a dashboard reconnects after an hour; keeps idle connections from piling up
+
+
+@router.get("/stream")
+async def stock_stream(request: Request, actor: SellerOrAdmin,
+                       sellerId: Annotated[str | None, Query(max_length=128)] = None):
+    """A live stock dashboard: Server-Sent Events, one `stock` event per product whenever its stock changes.
+
+    A seller streams its own products; an admin names the seller. The first events carry every
+    product's current stock.
+    """
+    if actor.is_admin:
+        if sellerId is None:
+            raise ApiError(422, "invalid", "admins name the seller: ?sellerId=")
+        seller = checked_id(sellerId, "seller")
+    elif sellerId not in (None, actor.user_id):
+        raise forbidden("sellers stream only their own stock")
+    else:
+        seller = actor.user_id
+    reads = request.app.state.reads
+
+    async def events():
+        seen: dict[str, int] = {}
+        started = last_sent = time.monotonic()
+        while time.monotonic() - started < STREAM_MAX_S and not await request.is_disconnected():
+            rows = await reads.all("SELECT * FROM stock WHERE seller_id = %s ORDER BY product_id LIMIT 5000", seller)
+            changed = [r for r in rows if seen.get(r["product_id"]) != r["version"]]
+            for row in changed:
+                seen[row["product_id"]] = row["version"]
+                yield f"event: stock\ndata: {json.dumps(stock_json(row))}\n\n"
+            if changed or time.monotonic() - last_sent > 15:  # a comment line keeps proxies from timing out
+                last_sent = time.monotonic()
+                if not changed:
+                    yield ": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_S)
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
