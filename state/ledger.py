@@ -75,6 +75,8 @@ def decide(state: Ledger, command: Command) -> list[Event] | Rejection:
     match command:
         case PostSale() if state.transaction_id is not None:
             return []  # one transaction per payment, however often the capture is reported
+        case PostSale() if command.total_cents < 0 or any(s < 0 for _, s in command.seller_subtotals):
+            return invalid("amounts must not be negative")
         case PostSale() if sum(s for _, s in command.seller_subtotals) != command.total_cents:
             return invalid("seller subtotals must add up to the total")
         case PostSale() if not 0 <= command.fee_bps <= 10_000:

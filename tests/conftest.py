@@ -15,6 +15,15 @@ from buyit.processes import free_port
 from buyit.settings import Settings
 
 
+def pytest_configure(config):
+    """A SIGTERM (CI's timeout, a kill) unwinds like Ctrl-C, so fixtures stop every process they started."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def test_settings(data_dir: Path, **overrides) -> Settings:
     """Settings for a private stack: free ports, an in-memory broker, short TTLs."""
     values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_pg_port=free_port(),

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import reduce
 
-from state import catalog, inventory, user
-from state.common import ADMIN, BUYER, SELLER, SYSTEM, Actor, Rejection
+from state import cart, catalog, inventory, ledger, order, user
+from state.common import ADMIN, BUYER, SELLER, SYSTEM, Actor, Rejection, derived_id
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 LATER = NOW + timedelta(minutes=5)
@@ -142,3 +142,244 @@ def reserved(quantity, *, reservation_id="reservation-1", available=0, expires_a
 def allocated(quantity, *, reservation_id="reservation-2", available=0, expires_at=LATER):
     return inventory.StockAllocated(product_id=PRODUCT_ID, reservation_id=reservation_id, order_id="order-1",
                                     quantity=quantity, expires_at=expires_at, available=available)
+
+
+# --- carts --------------------------------------------------------------------------------------
+# Keyed by buyer. The first add starts the cart; its id and each item's ids derive from the ids
+# before them, so the expected events can name them.
+
+BUYER_ID = A_BUYER.user_id
+FIRST_ADD = "add-1"
+CART_ID = derived_id(FIRST_ADD, "cart")
+RESERVATION_TTL_S, CART_TTL_S = 600, 900
+
+
+def cart_item(quantity=0, *, product_id=PRODUCT_ID, sku=SKU, seller_id=SELLER_ID, price_cents=1299,
+              currency="USD", cart_id=CART_ID):
+    """An item as the cart holds it: quantity 0 until inventory confirms the reservation."""
+    return cart.Item(item_id=derived_id(cart_id, f"item/{product_id}"), product_id=product_id, sku=sku,
+                     seller_id=seller_id, quantity=quantity, price_cents=price_cents, currency=currency,
+                     reservation_id=derived_id(cart_id, f"reservation/{product_id}"))
+
+
+def add_item(quantity=2, *, product_id=PRODUCT_ID, sku=SKU, seller_id=SELLER_ID, price_cents=1299, currency="USD",
+             now=NOW, command_id=FIRST_ADD, reservation_ttl_s=RESERVATION_TTL_S, cart_ttl_s=CART_TTL_S):
+    return cart.AddCartItem(command_id=command_id, now=now, actor=A_BUYER, buyer_id=BUYER_ID,
+                            product_id=product_id, sku=sku, seller_id=seller_id, price_cents=price_cents,
+                            currency=currency, quantity=quantity, reservation_ttl_s=reservation_ttl_s,
+                            cart_ttl_s=cart_ttl_s)
+
+
+def change_item(quantity, *, item_id=None, now=LATER, command_id="change-1", reservation_ttl_s=RESERVATION_TTL_S,
+                cart_ttl_s=CART_TTL_S):
+    return cart.ChangeCartItem(command_id=command_id, now=now, actor=A_BUYER, buyer_id=BUYER_ID,
+                               item_id=item_id or cart_item().item_id, quantity=quantity,
+                               reservation_ttl_s=reservation_ttl_s, cart_ttl_s=cart_ttl_s)
+
+
+def remove_item(*, item_id=None, now=LATER, command_id="remove-1", cart_ttl_s=CART_TTL_S):
+    return cart.RemoveCartItem(command_id=command_id, now=now, actor=A_BUYER, buyer_id=BUYER_ID,
+                               item_id=item_id or cart_item().item_id, cart_ttl_s=cart_ttl_s)
+
+
+def confirm_reservation(quantity=2, *, reservation_id=None, now=NOW, command_id="confirm-1"):
+    return cart.ConfirmReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
+                                   reservation_id=reservation_id or cart_item().reservation_id, quantity=quantity)
+
+
+def refuse_reservation(*, reservation_id=None, now=NOW, command_id="refuse-1"):
+    return cart.RefuseReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
+                                  reservation_id=reservation_id or cart_item().reservation_id)
+
+
+def lapse_reservation(*, reservation_id=None, now=LATER, command_id="lapse-1"):
+    return cart.LapseReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
+                                 reservation_id=reservation_id or cart_item().reservation_id)
+
+
+def checkout(*, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000, now=LATER,
+             command_id="checkout-1"):
+    return cart.Checkout(command_id=command_id, now=now, actor=A_BUYER, buyer_id=BUYER_ID, order_id=order_id,
+                         payment_id=payment_id, allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps)
+
+
+def close_cart(status, *, cart_id=CART_ID, order_id="order-1", now=LATER, command_id="close-1"):
+    return cart.CloseCart(command_id=command_id, now=now, buyer_id=BUYER_ID, cart_id=cart_id, order_id=order_id,
+                          status=status)
+
+
+def cart_created(*, cart_id=CART_ID, created_at=NOW):
+    return cart.CartCreated(cart_id=cart_id, buyer_id=BUYER_ID, created_at=created_at)
+
+
+def item_requested(quantity=2, *, item=None, mode="add", at=NOW, cart_id=CART_ID):
+    """A request made at `at`, with the default TTLs."""
+    return cart.CartItemRequested(cart_id=cart_id, item=item or cart_item(), quantity=quantity, mode=mode,
+                                  reservation_expires_at=at + timedelta(seconds=RESERVATION_TTL_S),
+                                  expires_at=at + timedelta(seconds=CART_TTL_S))
+
+
+def item_confirmed(quantity=2, *, product_id=PRODUCT_ID):
+    return cart.CartItemConfirmed(cart_id=CART_ID, item_id=cart_item(product_id=product_id).item_id,
+                                  product_id=product_id, quantity=quantity)
+
+
+def item_refused(*, product_id=PRODUCT_ID):
+    return cart.CartItemRefused(cart_id=CART_ID, item_id=cart_item(product_id=product_id).item_id,
+                                product_id=product_id)
+
+
+def item_removed(quantity=2, *, reason="removed", expires_at=LATER + timedelta(seconds=CART_TTL_S),
+                 product_id=PRODUCT_ID):
+    item = cart_item(product_id=product_id)
+    return cart.CartItemRemoved(cart_id=CART_ID, item_id=item.item_id, product_id=product_id,
+                                reservation_id=item.reservation_id, quantity=quantity, reason=reason,
+                                expires_at=expires_at)
+
+
+def checked_out(items=None, *, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000):
+    return cart.CartCheckedOut(cart_id=CART_ID, buyer_id=BUYER_ID, order_id=order_id, payment_id=payment_id,
+                               items=items if items is not None else (cart_item(2),),
+                               allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps)
+
+
+def cart_completed(*, order_id="order-1", at=LATER):
+    return cart.CartCompleted(cart_id=CART_ID, order_id=order_id, at=at)
+
+
+def cart_abandoned(status, items=None, *, at=LATER):
+    return cart.CartAbandoned(cart_id=CART_ID, buyer_id=BUYER_ID, status=status,
+                              items=items if items is not None else (cart_item(2),), at=at)
+
+
+# --- orders -------------------------------------------------------------------------------------
+# The default order is the spec's odd-cents one: seller 1 sells 2 × 33.33, seller 2 sells
+# 1 × 10.01, 76.67 in all; one shipment per seller, named by `shipment_id(seller)`.
+
+ORDER_ID, ORDER_CART_ID, PAYMENT_ID = "order-1", "cart-1", "payment-1"
+ALLOCATION_TTL_S, FEE_BPS = 1800, 1000
+TRACKING = dict(tracking_number="1Z999AA10123456784", carrier="UPS")
+A_CARRIER = Actor("carrier", "CARRIER")
+
+
+def order_item(n, *, seller_id=SELLER_ID, quantity=1, price_cents=1000, currency="USD"):
+    return order.OrderItem(item_id=f"item-{n}", product_id=f"product-{n}", sku=f"SKU-{n}", seller_id=seller_id,
+                           quantity=quantity, price_cents=price_cents, currency=currency,
+                           reservation_id=f"reservation-{n}")
+
+
+ORDER_ITEMS = (order_item(1, quantity=2, price_cents=3333), order_item(2, seller_id=OTHER_SELLER_ID, price_cents=1001))
+
+
+def shipment_id(seller_id=SELLER_ID):
+    return derived_id(ORDER_ID, f"shipment/{seller_id}")
+
+
+def shipment(seller_id=SELLER_ID, item_ids=("item-1",), **fields):
+    return order.Shipment(shipment_id=shipment_id(seller_id), seller_id=seller_id, item_ids=item_ids, **fields)
+
+
+SHIPMENTS = (shipment(SELLER_ID, ("item-1",)), shipment(OTHER_SELLER_ID, ("item-2",)))
+
+
+def place_order(items=ORDER_ITEMS, *, now=NOW, command_id="place-order-1", allocation_ttl_s=ALLOCATION_TTL_S,
+                fee_bps=FEE_BPS):
+    return order.PlaceOrder(command_id=command_id, now=now, order_id=ORDER_ID, buyer_id=BUYER_ID,
+                            cart_id=ORDER_CART_ID, payment_id=PAYMENT_ID, items=tuple(items),
+                            allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps)
+
+
+def order_placed(items=ORDER_ITEMS, shipments=SHIPMENTS, *, total_cents=7667, currency="USD", fee_bps=FEE_BPS,
+                 expires_at=NOW + timedelta(seconds=ALLOCATION_TTL_S), created_at=NOW):
+    return order.OrderPlaced(order_id=ORDER_ID, buyer_id=BUYER_ID, cart_id=ORDER_CART_ID, payment_id=PAYMENT_ID,
+                             items=tuple(items), shipments=tuple(shipments), total_cents=total_cents,
+                             currency=currency, fee_bps=fee_bps, expires_at=expires_at, created_at=created_at)
+
+
+def confirm_allocation(reservation_id="reservation-1", *, now=LATER):
+    return order.ConfirmAllocation(command_id=f"allocated-{reservation_id}", now=now, order_id=ORDER_ID,
+                                   reservation_id=reservation_id)
+
+
+def fail_allocation(reservation_id="reservation-2", *, product_id="product-2", available=0, now=LATER):
+    return order.FailAllocation(command_id=f"allocation-failed-{reservation_id}", now=now, order_id=ORDER_ID,
+                                reservation_id=reservation_id, product_id=product_id, available=available)
+
+
+def attach_payment(*, actor=A_BUYER, intent_id="pi_1", client_secret="pi_1_secret", now=LATER,
+                   command_id="attach-1"):
+    return order.AttachPayment(command_id=command_id, now=now, actor=actor, order_id=ORDER_ID,
+                               payment_id=PAYMENT_ID, intent_id=intent_id, client_secret=client_secret)
+
+
+def confirm_order(*, now=LATER, command_id="confirm-order-1"):
+    return order.ConfirmOrder(command_id=command_id, now=now, order_id=ORDER_ID, payment_id=PAYMENT_ID)
+
+
+def cancel_order(reason="payment_failed", *, now=LATER, command_id="cancel-order-1"):
+    return order.CancelOrder(command_id=command_id, now=now, order_id=ORDER_ID, reason=reason)
+
+
+def process_shipment(seller_id=SELLER_ID, *, actor=None, now=LATER, shipment_key=None):
+    return order.ProcessShipment(command_id="process-1", now=now, actor=actor or Actor(seller_id, SELLER),
+                                 order_id=ORDER_ID, shipment_id=shipment_key or shipment_id(seller_id))
+
+
+def ship_shipment(seller_id=SELLER_ID, *, actor=None, now=LATER, shipment_key=None, tracking_number=None,
+                  carrier=None):
+    return order.ShipShipment(command_id="ship-1", now=now, actor=actor or Actor(seller_id, SELLER),
+                              order_id=ORDER_ID, shipment_id=shipment_key or shipment_id(seller_id),
+                              tracking_number=tracking_number or TRACKING["tracking_number"],
+                              carrier=carrier or TRACKING["carrier"])
+
+
+def deliver_shipment(seller_id=SELLER_ID, *, actor=None, now=LATER, shipment_key=None):
+    return order.DeliverShipment(command_id="deliver-1", now=now, actor=actor or Actor(seller_id, SELLER),
+                                 order_id=ORDER_ID, shipment_id=shipment_key or shipment_id(seller_id))
+
+
+def item_allocated(reservation_id="reservation-1"):
+    return order.ItemAllocated(order_id=ORDER_ID, reservation_id=reservation_id)
+
+
+def order_allocated():
+    return order.OrderAllocated(order_id=ORDER_ID)
+
+
+def payment_attached(*, intent_id="pi_1", client_secret="pi_1_secret"):
+    return order.OrderPaymentAttached(order_id=ORDER_ID, payment_id=PAYMENT_ID, intent_id=intent_id,
+                                      client_secret=client_secret)
+
+
+def order_confirmed(*, confirmed_at=LATER):
+    return order.OrderConfirmed(order_id=ORDER_ID, payment_id=PAYMENT_ID, confirmed_at=confirmed_at)
+
+
+def order_cancelled(reason="payment_failed", *, cancelled_at=LATER, product_id=None, available=None):
+    return order.OrderCancelled(order_id=ORDER_ID, reason=reason, cancelled_at=cancelled_at, product_id=product_id,
+                                available=available)
+
+
+def payment_after_cancellation(*, at=LATER):
+    return order.PaymentAfterCancellation(order_id=ORDER_ID, payment_id=PAYMENT_ID, at=at)
+
+
+def shipment_updated(status, order_status, *, seller_id=SELLER_ID, tracking_number=None, carrier=None, at=LATER):
+    return order.ShipmentStatusUpdated(order_id=ORDER_ID, shipment_id=shipment_id(seller_id), seller_id=seller_id,
+                                       status=status, order_status=order_status, tracking_number=tracking_number,
+                                       carrier=carrier, at=at)
+
+
+# --- ledger -------------------------------------------------------------------------------------
+
+def post_sale(total_cents, seller_subtotals, *, fee_bps=FEE_BPS, payment_id=PAYMENT_ID, now=LATER,
+              command_id="post-sale-1"):
+    return ledger.PostSale(command_id=command_id, now=now, payment_id=payment_id, order_id=ORDER_ID,
+                           currency="USD", total_cents=total_cents, seller_subtotals=tuple(seller_subtotals),
+                           fee_bps=fee_bps)
+
+
+def sale_posted(entries, *, payment_id=PAYMENT_ID, posted_at=LATER):
+    return ledger.LedgerTransactionPosted(transaction_id=derived_id(payment_id, "sale"), payment_id=payment_id,
+                                          order_id=ORDER_ID, currency="USD", entries=tuple(entries),
+                                          posted_at=posted_at)
