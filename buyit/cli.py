@@ -35,7 +35,7 @@ def _run(port: int | None, demo: bool) -> None:
     shoppers = None
     if demo:
         from buyit.demo import Shoppers
-        shoppers = Shoppers(url, settings)
+        shoppers = Shoppers(url, settings, stripe_api_base=stack.env.get("STRIPE_API_BASE"))
         shoppers.start()
     try:
         while not stopping:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -19,8 +20,10 @@ CATEGORIES = ("books", "garden", "kitchen", "toys")
 class Shoppers:
     """A background thread: sellers list stocked products, then buyers browse and fill carts until `stop()`."""
 
-    def __init__(self, url: str, settings: Settings, report_every_s: float = 5.0, seed: int | None = None):
+    def __init__(self, url: str, settings: Settings, report_every_s: float = 5.0, seed: int | None = None,
+                 stripe_api_base: str | None = None):
         self.url, self.settings, self.report_every_s = url.rstrip("/"), settings, report_every_s
+        self.stripe_api_base = stripe_api_base  # localstripe's: buyers pay with a test card there
         self.rng = random.Random(seed)
         self.counts: Counter = Counter()  # "2xx", "4xx", "5xx", "err" and one count per action
         self._stopping = threading.Event()
@@ -65,7 +68,8 @@ class Shoppers:
         d = self.counts - since
         print(f"shoppers {seconds:.0f}s: {sum(d[a] for a in ('2xx', '4xx', '5xx', 'err'))} requests "
               f"(2xx {d['2xx']}, 4xx {d['4xx']}, 5xx {d['5xx']}, errors {d['err']}) | browse {d['browse']} "
-              f"add {d['add']} change {d['change']} remove {d['remove']} restock {d['restock']}", flush=True)
+              f"add {d['add']} change {d['change']} remove {d['remove']} restock {d['restock']} "
+              f"checkout {d['checkout']} paid {d['paid']} fulfil {d['fulfil']}", flush=True)
 
     # --- the simulation ---
 
@@ -116,11 +120,51 @@ class Shoppers:
                                json={"quantity": self.rng.randint(1, 4)})
                 else:
                     self._call(http, "remove", buyer, "BUYER", "DELETE", f"/api/cart/items/{item}")
+        if self.stripe_api_base and self.rng.random() < 0.15:
+            self._checkout(http, buyer)
+        if owners and self.rng.random() < 0.2:
+            self._fulfil(http, self.rng.choice(sorted(set(owners.values()))))
         if owners and self.rng.random() < 0.05:
             pid, seller = self.rng.choice(list(owners.items()))
             stock = self._json(self._call(http, "poll", seller, "SELLER", "GET", f"/api/inventory/stock/{pid}"))
             if "totalQuantity" in stock:
                 self._restock(http, pid, seller, stock["totalQuantity"])
+
+    def _checkout(self, http: httpx.Client, buyer: str) -> None:
+        """Check out the buyer's cart and pay with a test card on localstripe, which then calls our webhook."""
+        answer = self._json(self._call(http, "checkout", buyer, "BUYER", "POST", "/api/cart/checkout"))
+        if answer.get("clientSecret"):
+            try:
+                pay_with_test_card(self.stripe_api_base, self.settings.stripe_api_key, answer["clientSecret"])
+                self.counts["paid"] += 1
+            except Exception:  # localstripe hiccup: the order simply stays unpaid and expires
+                self.counts["err"] += 1
+
+    def _fulfil(self, http: httpx.Client, seller: str) -> None:
+        """Move one of the seller's shipments a step on; the carrier confirms deliveries by signed webhook."""
+        shipments = self._json(self._call(http, "fulfil", seller, "SELLER", "GET", "/api/shipments",
+                                          params={"limit": 100})).get("items") or []
+        moving = [s for s in shipments if s["status"] in ("PENDING", "PROCESSING", "SHIPPED")]
+        if not moving:
+            return
+        shipment = self.rng.choice(moving)
+        sid = shipment["shipmentId"]
+        if shipment["status"] == "PENDING":
+            self._call(http, "fulfil", seller, "SELLER", "PUT", f"/api/shipments/{sid}/process")
+        elif shipment["status"] == "PROCESSING":
+            self._call(http, "fulfil", seller, "SELLER", "PUT", f"/api/shipments/{sid}/ship",
+                       json={"trackingNumber": f"1Z{self.rng.randrange(10**10):010d}", "carrier": "UPS"})
+        else:
+            from ingest_api.routes.shipments import carrier_signature
+            body, ts = json.dumps({"shipmentId": sid, "event": "delivered"}).encode(), str(int(time.time()))
+            self.counts["fulfil"] += 1
+            try:
+                r = http.post(f"/api/shipments/{sid}/delivered", content=body, headers={
+                    "X-Carrier-Timestamp": ts,
+                    "X-Carrier-Signature": carrier_signature(self.settings.carrier_webhook_secret, ts, body)})
+                self.counts[f"{r.status_code // 100}xx"] += 1
+            except httpx.HTTPError:
+                self.counts["err"] += 1
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=15) as http:
@@ -140,3 +184,16 @@ class Shoppers:
                     self._stopping.wait(self.rng.uniform(0.05, 0.3))
             except Exception as err:  # a malformed answer must not kill the demo silently
                 print(f"shoppers stopped after an unexpected error: {err!r}", flush=True)
+
+
+def pay_with_test_card(api_base: str, api_key: str, client_secret: str) -> str:
+    """Confirm a PaymentIntent with a test card, as Stripe.js would (localstripe only: Stripe refuses raw numbers)."""
+    import stripe
+    client = stripe.StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=0)
+    intent_id = client_secret.split("_secret_")[0]
+    method = client.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
+    # localstripe confirms only an intent that already carries its payment method
+    client.v1.payment_intents.update(intent_id, params={"payment_method": method.id})
+    client.v1.payment_intents.confirm(intent_id)
+    return intent_id

@@ -8,24 +8,12 @@ import json
 import time
 import uuid
 
-import stripe
-
-
-def stripe_client(stack) -> stripe.StripeClient:
-    return stripe.StripeClient(stack.settings.stripe_api_key,
-                               base_addresses={"api": stack.env["STRIPE_API_BASE"]}, max_network_retries=0)
+from buyit.demo import pay_with_test_card
 
 
 def pay(stack, client_secret: str) -> str:
-    """Confirm the PaymentIntent with a test card, as Stripe.js would; localstripe then sends the webhook."""
-    client = stripe_client(stack)
-    intent_id = client_secret.split("_secret_")[0]
-    method = client.payment_methods.create(params={"type": "card", "card": {
-        "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
-    # localstripe confirms only an intent that already carries its payment method
-    client.payment_intents.update(intent_id, params={"payment_method": method.id})
-    client.payment_intents.confirm(intent_id)
-    return intent_id
+    """Confirm the PaymentIntent with a test card; localstripe then sends the signed webhook."""
+    return pay_with_test_card(stack.env["STRIPE_API_BASE"], stack.settings.stripe_api_key, client_secret)
 
 
 def signed_event(secret: str, kind: str, intent_id: str, payment_id: str, order_id: str, amount: int,
