@@ -1,9 +1,9 @@
 """Flash sale: N concurrent buyers after one hot SKU, ours (end to end) against a SERIALIZABLE baseline.
 
-    python -m bench.flash_sale [--buyers 64] [--stock 2000] [--duration 15] [--client threads] [--keep]
+    python -m bench.flash_sale [--buyers 64] [--stock 2000] [--duration 15] [--client aiohttp|threads] [--keep]
 
-(a) ours: a seller lists one product with `--stock` units; every buyer (own token; by default its
-    own thread and httpx.Client, see --client) keeps POSTing /api/cart/items {quantity: 1} for it
+(a) ours: a seller lists one product with `--stock` units; every buyer (own token; by default a
+    coroutine on one aiohttp session, see --client) keeps POSTing /api/cart/items {quantity: 1} for it
     (each success raises that buyer's soft reservation by one) until `--duration` seconds have passed or it is refused for lack of stock. Each request goes
     HTTP -> API -> Kafka -> decision dataflow (cart, then inventory, then cart again) -> result.
 (b) baseline, the spec's design taken literally, on the SAME embedded Postgres: one row
@@ -40,55 +40,48 @@ from bench._common import (api_url, cpu_delta, cpu_seconds, create_product, log_
 
 # --- (a) ours, through the API ---
 
-async def _sale(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
-    codes: Counter = Counter()
-    errors: Counter = Counter()
-    samples: dict = {}
-    ok_lat: list[float] = []
-    all_lat: list[float] = []
-    limits = httpx.Limits(max_connections=len(tokens) + 4, max_keepalive_connections=len(tokens) + 4)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
-        started = time.perf_counter()
-        deadline = started + duration
+class Tally:
+    """What the buyers saw: status counts, latencies, and a sample of each unexpected answer."""
 
-        async def buyer(tok: str):
-            headers = {"Authorization": f"Bearer {tok}"}
-            while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    r = await http.post("/api/cart/items", json={"productId": pid, "quantity": 1}, headers=headers)
-                except httpx.HTTPError as err:
-                    codes["exception"] += 1
-                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
-                    continue
-                dt = time.perf_counter() - t0
-                all_lat.append(dt)
-                codes[r.status_code] += 1
-                if r.status_code == 201:
-                    ok_lat.append(dt)
-                    continue
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-                error = body.get("error") if isinstance(body, dict) else None
-                if r.status_code == 409 and error == "insufficient_stock":
-                    return  # sold out for quantity 1: nothing left to reserve
-                key = f"{r.status_code} {error}"
-                errors[key] += 1
-                samples.setdefault(key, str(body)[:300])
+    def __init__(self):
+        self.codes: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.samples: dict = {}
+        self.ok_lat: list[float] = []
+        self.all_lat: list[float] = []
 
-        await asyncio.gather(*(buyer(t) for t in tokens))
-        elapsed = time.perf_counter() - started
-    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
-            "elapsed": elapsed}
+    def failed(self, err: Exception) -> None:
+        self.codes["exception"] += 1
+        self.errors[f"{type(err).__name__}: {err}"[:120]] += 1
+
+    def answered(self, status: int, text: str, seconds: float) -> bool:
+        """Count one answer; True once this buyer should stop (sold out for quantity 1)."""
+        self.all_lat.append(seconds)
+        self.codes[status] += 1
+        if status == 201:
+            self.ok_lat.append(seconds)
+            return False
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = text
+        error = body.get("error") if isinstance(body, dict) else None
+        if status == 409 and error == "insufficient_stock":
+            return True
+        key = f"{status} {error}"
+        self.errors[key] += 1
+        self.samples.setdefault(key, str(body)[:300])
+        return False
+
+    def result(self, elapsed: float) -> dict:
+        return {"codes": self.codes, "errors": self.errors, "samples": self.samples, "ok_lat": self.ok_lat,
+                "all_lat": self.all_lat, "elapsed": elapsed}
 
 
 async def _sale_aiohttp(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
-    """The same loop as `_sale` with aiohttp, a lighter client (the load generator shares the 2 cores)."""
+    """Every buyer a coroutine on one aiohttp session: the lightest load generator (it shares the 2 cores)."""
     import aiohttp
-    codes: Counter = Counter()
-    errors: Counter = Counter()
-    samples: dict = {}
-    ok_lat: list[float] = []
-    all_lat: list[float] = []
+    tally = Tally()
     connector = aiohttp.TCPConnector(limit=len(tokens) + 4)
     async with aiohttp.ClientSession(base_url, connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -102,43 +95,21 @@ async def _sale_aiohttp(base_url: str, pid: str, tokens: list[str], duration: fl
                 try:
                     async with http.post("/api/cart/items", json={"productId": pid, "quantity": 1},
                                          headers=headers) as r:
-                        status = r.status
-                        text = await r.text()
+                        status, text = r.status, await r.text()
                 except (aiohttp.ClientError, asyncio.TimeoutError) as err:
-                    codes["exception"] += 1
-                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
+                    tally.failed(err)
                     continue
-                dt = time.perf_counter() - t0
-                all_lat.append(dt)
-                codes[status] += 1
-                if status == 201:
-                    ok_lat.append(dt)
-                    continue
-                try:
-                    body = json.loads(text)
-                except ValueError:
-                    body = text
-                error = body.get("error") if isinstance(body, dict) else None
-                if status == 409 and error == "insufficient_stock":
+                if tally.answered(status, text, time.perf_counter() - t0):
                     return
-                key = f"{status} {error}"
-                errors[key] += 1
-                samples.setdefault(key, str(body)[:300])
 
         await asyncio.gather(*(buyer(t) for t in tokens))
-        elapsed = time.perf_counter() - started
-    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
-            "elapsed": elapsed}
+        return tally.result(time.perf_counter() - started)
 
 
 def _sale_threads(base_url: str, pid: str, tokens: list[str], duration: float) -> dict:
     """The same loop with one thread and one sync httpx.Client per buyer."""
     import concurrent.futures
-    codes: Counter = Counter()
-    errors: Counter = Counter()
-    samples: dict = {}
-    ok_lat: list[float] = []
-    all_lat: list[float] = []
+    tally = Tally()  # Counter and list updates are atomic enough under the GIL
     gate = threading.Barrier(len(tokens) + 1)
     deadline = [0.0]
 
@@ -149,23 +120,11 @@ def _sale_threads(base_url: str, pid: str, tokens: list[str], duration: float) -
                 t0 = time.perf_counter()
                 try:
                     r = http.post("/api/cart/items", json={"productId": pid, "quantity": 1})
-                except httpx.HTTPError as err:  # Counter updates are atomic enough under the GIL
-                    codes["exception"] += 1
-                    errors[f"{type(err).__name__}: {err}"[:120]] += 1
+                except httpx.HTTPError as err:
+                    tally.failed(err)
                     continue
-                dt = time.perf_counter() - t0
-                all_lat.append(dt)
-                codes[r.status_code] += 1
-                if r.status_code == 201:
-                    ok_lat.append(dt)
-                    continue
-                body = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
-                error = body.get("error") if isinstance(body, dict) else None
-                if r.status_code == 409 and error == "insufficient_stock":
+                if tally.answered(r.status_code, r.text, time.perf_counter() - t0):
                     return
-                key = f"{r.status_code} {error}"
-                errors[key] += 1
-                samples.setdefault(key, str(body)[:300])
 
     with concurrent.futures.ThreadPoolExecutor(len(tokens)) as pool:
         futures = [pool.submit(buyer, t) for t in tokens]
@@ -175,12 +134,10 @@ def _sale_threads(base_url: str, pid: str, tokens: list[str], duration: float) -
         deadline[0] = started + duration
         for f in futures:
             f.result()
-        elapsed = time.perf_counter() - started
-    return {"codes": codes, "errors": errors, "samples": samples, "ok_lat": ok_lat, "all_lat": all_lat,
-            "elapsed": elapsed}
+        return tally.result(time.perf_counter() - started)
 
 
-def run_ours(stack, buyers: int, units: int, duration: float, client: str = "httpx") -> dict:
+def run_ours(stack, buyers: int, units: int, duration: float, client: str = "aiohttp") -> dict:
     _, seller_tok = token(stack, "SELLER")
     seller = httpx.Client(base_url=api_url(stack), headers={"Authorization": f"Bearer {seller_tok}"}, timeout=30)
     try:
@@ -191,8 +148,7 @@ def run_ours(stack, buyers: int, units: int, duration: float, client: str = "htt
         if client == "threads":
             out = _sale_threads(api_url(stack), pid, tokens, duration)
         else:
-            sale = _sale_aiohttp if client == "aiohttp" else _sale
-            out = asyncio.run(sale(api_url(stack), pid, tokens, duration))
+            out = asyncio.run(_sale_aiohttp(api_url(stack), pid, tokens, duration))
         out["cpu"] = cpu_delta(cpu0, cpu_seconds(stack))
         out["successes"] = out["codes"][201]
 
@@ -412,11 +368,10 @@ def main(argv=None) -> int:
     ap.add_argument("--stock", type=int, default=2000, help="units of the hot SKU (default 2000)")
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per side at most (default 15)")
     ap.add_argument("--retries", type=int, default=10, help="baseline retries per reservation (default 10)")
-    ap.add_argument("--client", choices=("threads", "httpx", "aiohttp"), default="threads",
-                    help="buyers' HTTP client in (a): threads = one thread and one sync httpx.Client per buyer "
-                         "(default); httpx = one shared httpx.AsyncClient (its pool becomes the bottleneck "
-                         "at 64 concurrent requests, encode/httpx#3215); aiohttp = asyncio + aiohttp, the "
-                         "lightest load generator (aiohttp is in the venv only as a transitive dependency)")
+    ap.add_argument("--client", choices=("aiohttp", "threads"), default="aiohttp",
+                    help="buyers' HTTP client in (a): aiohttp = every buyer a coroutine on one session, the "
+                         "lightest load generator (default); threads = one thread and one sync httpx.Client "
+                         "per buyer")
     ap.add_argument("--keep", action="store_true", help="keep the stack's data dir (logs) afterwards")
     args = ap.parse_args(argv)
 

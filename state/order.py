@@ -280,8 +280,9 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
                                 created_at=command.now)]
         case _ if state.order_id is None:
             return not_found("order")
-        case ConfirmAllocation() if state.status != PENDING or command.reservation_id in state.allocated:
-            return []  # late or repeated news for an order that has moved on
+        case ConfirmAllocation() if (state.status != PENDING or command.reservation_id in state.allocated
+                                     or command.reservation_id not in {i.reservation_id for i in state.items}):
+            return []  # late, repeated or foreign news for an order that has moved on
         case ConfirmAllocation():
             events: list[Event] = [ItemAllocated(order_id=state.order_id, reservation_id=command.reservation_id)]
             if state.allocated | {command.reservation_id} >= {i.reservation_id for i in state.items}:
