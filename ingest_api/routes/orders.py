@@ -51,24 +51,27 @@ async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None 
     return {"items": [_public_order(_body(r)) for r in rows], "nextCursor": next_cursor}
 
 
+async def _buyers(request: Request, table: str, key: str, value: str, actor) -> dict:
+    """The view body of a row only its buyer (or an admin) may see; 404 for anyone else."""
+    what = table.rstrip("s")
+    checked_id(value, what)
+    row = await request.app.state.reads.one(f"SELECT buyer_id, body FROM {table} WHERE {key} = %s", value)
+    if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
+        raise not_found(what)
+    return _body(row)
+
+
 @router.get("/api/orders/{order_id}")
 async def get_order(request: Request, order_id: str, actor: Caller):
     """One order with its items and shipments (its buyer or an admin)."""
-    checked_id(order_id, "order")
-    row = await request.app.state.reads.one("SELECT buyer_id, body FROM orders WHERE order_id = %s", order_id)
-    if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
-        raise not_found("order")
-    return _public_order(_body(row))
+    return _public_order(await _buyers(request, "orders", "order_id", order_id, actor))
 
 
 @router.get("/api/payments/{payment_id}")
 async def get_payment(request: Request, payment_id: str, actor: Caller):
     """A payment (its buyer or an admin)."""
-    checked_id(payment_id, "payment")
-    row = await request.app.state.reads.one("SELECT buyer_id, body FROM payments WHERE payment_id = %s", payment_id)
-    if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
-        raise not_found("payment")
-    return {k: v for k, v in _body(row).items() if k != "version"}
+    return {k: v for k, v in (await _buyers(request, "payments", "payment_id", payment_id, actor)).items()
+            if k != "version"}
 
 
 @router.post("/api/payments/webhooks/stripe")
