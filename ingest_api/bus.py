@@ -77,8 +77,10 @@ class CommandBus:
 
     # --- sending ---
 
-    async def send(self, aggregate: str, key: str, command: Command, wait: bool = True) -> Result | None:
-        """Produce `command` keyed by its aggregate; its result, or None if it did not come in time."""
+    async def send(self, aggregate: str, key: str, command: Command, wait: bool = True,
+                   timeout: float | None = None) -> Result | None:
+        """Produce `command` keyed by its aggregate; its result, or None if it did not come in time
+        (`timeout`, by default the configured command wait)."""
         envelope = command_envelope(command, key)
         future = self._loop.create_future()
         with self._lock:
@@ -93,7 +95,7 @@ class CommandBus:
             await asyncio.wait_for(delivered, 15)
             if not wait:
                 return None
-            return await asyncio.wait_for(future, self.wait_s)
+            return await asyncio.wait_for(future, self.wait_s if timeout is None else timeout)
         except asyncio.TimeoutError:
             return None
         finally:

@@ -14,13 +14,16 @@ from state.health import Ping
 
 router = APIRouter(tags=["system"])
 
+HEALTH_WAIT_S = 5.0  # however short the configured command wait, health waits for a real answer
+
 
 @router.get("/health")
 async def health(request: Request):
     """200 once a command makes the whole round trip (API → broker → decider → results) and Postgres answers."""
     components, started = {}, time.monotonic()
     try:
-        result = await request.app.state.bus.send("health", "ping", Ping(command_id=str(uuid.uuid4()), now=now()))
+        result = await request.app.state.bus.send("health", "ping", Ping(command_id=str(uuid.uuid4()), now=now()),
+                                                  timeout=HEALTH_WAIT_S)
         components["commands"] = "ok" if result is not None and result.ok else "no answer"
     except Exception as err:  # the point of a health check is to report, not to fail
         components["commands"] = f"error: {err}"
