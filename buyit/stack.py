@@ -22,6 +22,7 @@ class Stack:
     settings: Settings
     memory_broker: bool = False
     api: bool = True
+    dataflows: bool = True  # False: only the backing services (a shared "external" set-up in tests)
     supervisor: Supervisor = field(init=False)
     env: dict = field(default_factory=dict)
 
@@ -45,7 +46,8 @@ class Stack:
             from buyit.bootstrap import create_schema, create_topics
             create_topics(self.settings_for_children())
             create_schema(self.env["DATABASE_URL"])
-            self.start_dataflows()
+            if self.dataflows:
+                self.start_dataflows()
             if self.api:
                 self.start_api()
                 self._register_stripe_webhook()
