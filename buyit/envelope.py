@@ -76,6 +76,7 @@ class Envelope:
     causation_id: str | None
     version: int | None
     payload: dict
+    requested_by: str | None = None  # the user whose request started the chain; its answer is theirs
 
     def encode(self) -> bytes:
         return json.dumps(to_wire(self), separators=(",", ":")).encode()
@@ -98,15 +99,17 @@ def decode(raw: bytes | None) -> Envelope:
             causation_id=data.get("causationId"),
             version=data.get("version"),
             payload=dict(data["payload"]),
+            requested_by=data.get("requestedBy"),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"not an envelope: {err}") from err
 
 
 def command_envelope(command: Command, key: str, correlation_id: str | None = None,
-                     causation_id: str | None = None) -> Envelope:
-    """Wrap a command; an API command starts its own correlation chain."""
+                     causation_id: str | None = None, requested_by: str | None = None) -> Envelope:
+    """Wrap a command; an API command starts its own correlation chain, requested by its actor."""
     return Envelope(
+        requested_by=requested_by or command.actor.user_id,
         event_id=command.command_id,
         type=type_name(command),
         key=key,

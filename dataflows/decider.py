@@ -43,7 +43,8 @@ def result_envelope(command: Envelope, rejection: Rejection | None, body: dict |
     return Envelope(event_id=derived_id(command.event_id, "result"),
                     type="CommandRejected" if rejection else "CommandSucceeded",
                     key=command.correlation_id, occurred_at=now, correlation_id=command.correlation_id,
-                    causation_id=command.event_id, version=None, payload=payload)
+                    causation_id=command.event_id, version=None, payload=payload,
+                    requested_by=command.requested_by)
 
 
 def dead_letter(reason: str, topic: str, key: str | None, value: bytes | None, error: str) -> Output:
@@ -137,7 +138,8 @@ class DeciderLogic(StatefulLogic):
             out.append((events_topic(agg.name), self.slot.key, event_env.encode()))
             stamp = Stamp(now=command.now, cause_id=event_env.event_id)
             for target, key, follow_up in agg.react(event, state, stamp):
-                follow_env = command_envelope(follow_up, key, envelope.correlation_id, event_env.event_id)
+                follow_env = command_envelope(follow_up, key, envelope.correlation_id, event_env.event_id,
+                                              envelope.requested_by)
                 out.append((commands_topic(target), key, follow_env.encode()))
         refusals = [r for e in events if (r := getattr(e, "rejection", lambda: None)()) is not None]
         answer = None

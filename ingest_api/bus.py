@@ -30,12 +30,13 @@ class Result:
     error: str | None = None
     message: str | None = None
     details: dict | None = None
+    requested_by: str | None = None
 
     @staticmethod
     def from_envelope(data: dict) -> "Result":
         p = data["payload"]
         return Result(data["correlationId"], bool(p["ok"]), int(p["status"]), p.get("body"), p.get("error"),
-                      p.get("message"), p.get("details") or {})
+                      p.get("message"), p.get("details") or {}, data.get("requestedBy"))
 
 
 class CommandBus:

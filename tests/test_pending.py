@@ -43,3 +43,6 @@ def test_202_then_poll_for_the_result(impatient_stack):
                         what="the polled rejection")
     assert answer["error"] == "sku_taken"
     assert Client(impatient_stack).get(r.headers["Location"]).status_code == 401
+    other = Client(impatient_stack, f"seller-{uuid.uuid4().hex[:8]}", "SELLER")
+    assert other.get(r.headers["Location"]).status_code == 404  # not another caller's answer
+    assert Client(impatient_stack, "admin-1", "ADMIN").get(r.headers["Location"]).status_code == 200

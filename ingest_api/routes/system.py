@@ -10,6 +10,7 @@ from buyit import identity
 from buyit.settings import get_settings
 from ingest_api.auth import Caller
 from ingest_api.commands import checked_id, now, pending, respond
+from ingest_api.errors import not_found
 from state.health import Ping
 
 router = APIRouter(tags=["system"])
@@ -49,4 +50,6 @@ async def command_result(request: Request, command_id: str, actor: Caller):
     result = await request.app.state.bus.wait(command_id, 1.0)
     if result is None:
         return pending(command_id)
+    if not (actor.is_admin or result.requested_by == actor.user_id):
+        raise not_found("command")  # another caller's answer is not yours to read
     return respond(result, command_id)
