@@ -8,8 +8,11 @@ counts them in `sold`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+
+from pyrsistent import PMap, pmap, pset
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, check, forbidden, invalid,
                           may_manage, message, not_found)
@@ -230,7 +233,9 @@ class Stock:
     sold: int = 0
     low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD
     version: int = 0
-    reservations: dict = field(default_factory=dict)
+    # Persistent maps: a change copies O(log n), not the whole map, so a SKU held by many carts stays fast.
+    reservations: PMap = field(default_factory=pmap)  # reservation id -> Reservation
+    expiring: PMap = field(default_factory=pmap)  # whole second -> ids of the reservations expiring in it
 
     @property
     def available(self) -> int:
@@ -308,11 +313,13 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                                   order_id=command.order_id, quantity=command.quantity,
                                   available=state.available)]
         case Expire():
+            due = [state.reservations[i] for second in state.expiring if second <= command.now.timestamp()
+                   for i in state.expiring[second]]
             return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
                                        holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
                                        kind=r.kind,
                                        available=state.available + r.quantity)
-                    for r in sorted(state.reservations.values(), key=lambda r: (r.expires_at, r.reservation_id))
+                    for r in sorted(due, key=lambda r: (r.expires_at, r.reservation_id))
                     if r.expires_at <= command.now]
     return invalid(f"inventory does not handle {type(command).__name__}")
 
@@ -367,19 +374,17 @@ def evolve(state: Stock, event: Event) -> Stock:
             new = replace(state, total=event.total_quantity, low_stock_threshold=event.low_stock_threshold)
         case StockReserved():
             held = state.reservations.get(event.reservation_id)
-            reservations = {**state.reservations, event.reservation_id: Reservation(
-                event.reservation_id, event.cart_id, event.quantity, SOFT, event.expires_at, event.buyer_id)}
-            new = replace(state, reserved=state.reserved - (held.quantity if held else 0) + event.quantity,
-                          reservations=reservations)
+            new = replace(_holding(state, Reservation(event.reservation_id, event.cart_id, event.quantity, SOFT,
+                                                      event.expires_at, event.buyer_id)),
+                          reserved=state.reserved - (held.quantity if held else 0) + event.quantity)
         case ReservationReleased() | ReservationExpired():
             new = _without(state, event.reservation_id)
         case StockAllocated():
             held = state.reservations.get(event.reservation_id)
-            reservations = {**state.reservations, event.reservation_id: Reservation(
-                event.reservation_id, event.order_id, event.quantity, HARD, event.expires_at,
-                held.buyer_id if held else "")}
-            new = replace(state, reserved=state.reserved - (held.quantity if held else 0),
-                          allocated=state.allocated + event.quantity, reservations=reservations)
+            new = replace(_holding(state, Reservation(event.reservation_id, event.order_id, event.quantity, HARD,
+                                                      event.expires_at, held.buyer_id if held else "")),
+                          reserved=state.reserved - (held.quantity if held else 0),
+                          allocated=state.allocated + event.quantity)
         case ReservationFulfilled():
             new = replace(_without(state, event.reservation_id), total=state.total - event.quantity,
                           sold=state.sold + event.quantity)
@@ -390,26 +395,55 @@ def evolve(state: Stock, event: Event) -> Stock:
     return new
 
 
+def _second(at: datetime) -> int:
+    return math.floor(at.timestamp())
+
+
+def _unindexed(expiring: PMap, held: Reservation) -> PMap:
+    second = _second(held.expires_at)
+    ids = expiring[second].discard(held.reservation_id)
+    return expiring.set(second, ids) if ids else expiring.discard(second)
+
+
+def _holding(state: Stock, reservation: Reservation) -> Stock:
+    """`reservation` held (replacing any earlier one of its id), indexed by the second it expires in."""
+    held = state.reservations.get(reservation.reservation_id)
+    expiring = _unindexed(state.expiring, held) if held else state.expiring
+    second = _second(reservation.expires_at)
+    expiring = expiring.set(second, expiring.get(second, pset()).add(reservation.reservation_id))
+    return replace(state, reservations=state.reservations.set(reservation.reservation_id, reservation),
+                   expiring=expiring)
+
+
 def _without(state: Stock, reservation_id: str) -> Stock:
     """The reservation's units go back to available (or, for a sale, the caller moves them on)."""
     held = state.reservations.get(reservation_id)
     if held is None:
         return state
-    reservations = {k: v for k, v in state.reservations.items() if k != reservation_id}
+    rest = replace(state, reservations=state.reservations.discard(reservation_id),
+                   expiring=_unindexed(state.expiring, held))
     if held.kind == SOFT:
-        return replace(state, reserved=state.reserved - held.quantity, reservations=reservations)
-    return replace(state, allocated=state.allocated - held.quantity, reservations=reservations)
+        return replace(rest, reserved=state.reserved - held.quantity)
+    return replace(rest, allocated=state.allocated - held.quantity)
 
 
 def _check_levels(stock: Stock) -> None:
+    """The invariants checked on every change, in constant time (`audit` adds the full recount)."""
     check(stock.reserved >= 0 and stock.allocated >= 0 and stock.sold >= 0, "quantities never negative")
     check(stock.available >= 0, "available never negative")
     check(stock.available + stock.reserved + stock.allocated == stock.total,
           "available + reserved + allocated = total")
+
+
+def audit(stock: Stock) -> None:
+    """Recount everything from the reservations held (O(n): for tests and audits, not every command)."""
+    _check_levels(stock)
     check(stock.reserved == sum(r.quantity for r in stock.reservations.values() if r.kind == SOFT),
           "reserved = the soft reservations held")
     check(stock.allocated == sum(r.quantity for r in stock.reservations.values() if r.kind == HARD),
           "allocated = the hard allocations held")
+    check(sorted(i for ids in stock.expiring.values() for i in ids) == sorted(stock.reservations),
+          "every reservation indexed by its expiry, once")
 
 
 def view(state: Stock) -> dict | None:
@@ -423,8 +457,14 @@ def view(state: Stock) -> dict | None:
 
 
 def deadline(state: Stock) -> datetime | None:
-    """The earliest reservation expiry this product holds."""
-    return min((r.expires_at for r in state.reservations.values()), default=None)
+    """When the next reservations lapse: the end of the second holding the earliest expiry.
+
+    Whole seconds keep this cheap however many carts hold the product (a flash sale puts
+    thousands of expiries in one second); a reservation lapses at most a second late.
+    """
+    if not state.expiring:
+        return None
+    return datetime.fromtimestamp(min(state.expiring) + 1, tz=UTC)
 
 
 def react(event: Event, state: Stock, stamp: Stamp) -> list:

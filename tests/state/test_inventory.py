@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from state import inventory
-from state.common import InvariantBroken
+from state.common import Expire, InvariantBroken
 from tests.state.given import (AN_ADMIN, A_BUYER, FORBIDDEN, INVALID, LATER, NOT_FOUND, OTHER_SELLER, PRODUCT_ID,
                                SELLER_ID, SKU, Rejected, allocated, assert_outcome, create_stock, decide, fold,
                                low_stock_alert, reserved, set_stock, stock_created, stock_updated)
@@ -152,10 +152,24 @@ class TestState:
             "availableQuantity": 3, "reservedQuantity": 3, "allocatedQuantity": 4, "soldQuantity": 0,
             "lowStockThreshold": 5, "version": 4}
 
-    def test_deadline_is_the_earliest_expiry_held(self):
+    def test_deadline_is_the_end_of_the_second_holding_the_earliest_expiry(self):
+        soon = LATER.replace(microsecond=250_000)
         state = fold(inventory, [*STOCKED, reserved(1, reservation_id="r-late", expires_at=LATER + timedelta(1)),
-                                 reserved(2, reservation_id="r-soon", expires_at=LATER)])
-        assert inventory.deadline(state) == LATER
+                                 reserved(2, reservation_id="r-soon", expires_at=soon)])
+        assert inventory.deadline(state) == soon.replace(microsecond=0) + timedelta(seconds=1)
+
+    def test_a_timer_at_the_deadline_expires_everything_due_in_that_second(self):
+        first, second = LATER.replace(microsecond=100_000), LATER.replace(microsecond=900_000)
+        state = fold(inventory, [*STOCKED, reserved(1, reservation_id="r-1", expires_at=first),
+                                 reserved(2, reservation_id="r-2", expires_at=second),
+                                 reserved(3, reservation_id="r-3", expires_at=LATER + timedelta(seconds=5))])
+        events = inventory.decide(state, Expire(command_id="tick", now=inventory.deadline(state)))
+        assert [(e.reservation_id, e.quantity) for e in events] == [("r-1", 1), ("r-2", 2)]
+        after = fold(inventory, [*STOCKED, reserved(1, reservation_id="r-1", expires_at=first),
+                                 reserved(2, reservation_id="r-2", expires_at=second),
+                                 reserved(3, reservation_id="r-3", expires_at=LATER + timedelta(seconds=5)), *events])
+        inventory.audit(after)
+        assert inventory.deadline(after) == (LATER + timedelta(seconds=6)).replace(microsecond=0)
 
     def test_no_deadline_without_reservations(self):
         assert inventory.deadline(fold(inventory, STOCKED)) is None
