@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from state.common import REGISTRY, Command, derived_id, type_name  # noqa: F401
+from state.common import REGISTRY, Command, type_name
 
 _CAMEL = re.compile(r"_([a-z0-9])")
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")

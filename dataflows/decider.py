@@ -11,9 +11,9 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from buyit.envelope import (DEAD_LETTERS, RESULTS, Envelope, command_envelope, commands_topic, derived_id,
+from buyit.envelope import (DEAD_LETTERS, RESULTS, Envelope, command_envelope, commands_topic,
                             events_topic, fingerprint, to_wire)
-from state.common import Aggregate, Expire, Rejection, Stamp, type_name
+from state.common import Aggregate, Expire, Rejection, Stamp, derived_id, type_name
 from state.registry import AGGREGATES
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from buyit.envelope import Envelope, decode, events_topic
+from buyit.envelope import decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
 from sinks.views import rows

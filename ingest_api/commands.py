@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from typing import Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -44,21 +45,32 @@ def pending(command_id: str) -> JSONResponse:
                          "commandId": command_id, "location": location}, 202, headers={"Location": location})
 
 
-def respond(result: Result | None, command_id: str, success_status: int = 200) -> JSONResponse:
-    """The HTTP answer for a command's result (or 202 while it is still being decided)."""
+def refusal(result: Result) -> ApiError:
+    """The error a rejected command answers with."""
+    return ApiError(result.status, result.error or "rejected", result.message or "rejected", result.details)
+
+
+def respond(result: Result | None, command_id: str, success_status: int = 200,
+            shape: Callable[[dict], dict] | None = None) -> JSONResponse:
+    """The HTTP answer for a command's result (or 202 while it is still being decided);
+    `shape` turns the decider's body into what the route answers with."""
     if result is None:
         return pending(command_id)
     if not result.ok:
-        raise ApiError(result.status, result.error or "rejected", result.message or "rejected",
-                       result.details)
-    return JSONResponse(result.body, success_status)
+        raise refusal(result)
+    return JSONResponse(shape(result.body) if shape else result.body, success_status)
 
 
-async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200) -> JSONResponse:
-    """Send `command` to `aggregate` keyed by `key` and answer with its result."""
+async def send(request: Request, aggregate: str, key: str, command) -> Result | None:
+    """Send `command` to `aggregate` keyed by `key`; its result, or None while it is being decided."""
     bus: CommandBus = request.app.state.bus
     try:
-        result = await bus.send(aggregate, key, command)
+        return await bus.send(aggregate, key, command)
     except RuntimeError as err:
         raise ApiError(503, "unavailable", f"the command could not be accepted: {err}") from err
-    return respond(result, command.command_id, success_status)
+
+
+async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200,
+                  shape: Callable[[dict], dict] | None = None) -> JSONResponse:
+    """Send `command` to `aggregate` keyed by `key` and answer with its (shaped) result."""
+    return respond(await send(request, aggregate, key, command), command.command_id, success_status, shape)

@@ -84,6 +84,10 @@ class Reads:
         return (await self.one("SELECT 1 AS ok"))["ok"] == 1
 
 
+def json_value(value):
+    """A jsonb column's value (psycopg parses jsonb; a text cast arrives as a string)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def image_ids(row: dict) -> list[str]:
-    value = row.get("image_public_ids") or []
-    return json.loads(value) if isinstance(value, str) else list(value)
+    return list(json_value(row.get("image_public_ids") or []))

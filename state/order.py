@@ -9,7 +9,7 @@ derived from them (`rolled_up`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from state.common import (Aggregate, Command, Event, Rejection, Stamp, derived_id, forbidden, invalid,

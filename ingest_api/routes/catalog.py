@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from buyit.settings import get_settings
 from ingest_api.auth import SellerOrAdmin, optional_actor
@@ -47,14 +47,6 @@ def product_json(request: Request, row: dict) -> dict:
     return out
 
 
-async def _with_images(request: Request, response: JSONResponse) -> JSONResponse:
-    import json
-    if response.status_code in (200, 201):
-        body = product_json(request, json.loads(response.body))
-        return JSONResponse(body, response.status_code)
-    return response
-
-
 @router.post("/api/catalog/products", status_code=201)
 async def create_product(request: Request, actor: SellerOrAdmin, body: NewProduct):
     """Create a product for the caller (the seller comes from the token, never the body)."""
@@ -63,7 +55,7 @@ async def create_product(request: Request, actor: SellerOrAdmin, body: NewProduc
                             seller_id=actor.user_id, sku=body.sku, name=body.name, description=body.description,
                             category=body.category, price_cents=body.price_cents, currency=body.currency,
                             status=body.status, image_public_ids=tuple(body.image_public_ids))
-    return await _with_images(request, await execute(request, "catalog", pid, command, 201))
+    return await execute(request, "catalog", pid, command, 201, lambda body: product_json(request, body))
 
 
 @router.put("/api/catalog/products/{product_id}")
@@ -75,7 +67,7 @@ async def update_product(request: Request, product_id: str, actor: SellerOrAdmin
         changes["image_public_ids"] = tuple(changes["image_public_ids"])
     command = UpdateProduct(command_id=command_id(request, actor), now=now(), actor=actor,
                             product_id=product_id, **changes)
-    return await _with_images(request, await execute(request, "catalog", product_id, command))
+    return await execute(request, "catalog", product_id, command, shape=lambda body: product_json(request, body))
 
 
 @router.get("/api/catalog/products/browse")

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from buyit.settings import get_settings
 from ingest_api.auth import BuyerOrAdmin
-from ingest_api.commands import checked_id, command_id, now, pending
+from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from state.cart import Checkout
 from state.common import derived_id
@@ -19,17 +19,6 @@ from state.order import AttachPayment, CancelOrder
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["checkout"])
-
-
-async def _send(request: Request, aggregate: str, key: str, command):
-    try:
-        return await request.app.state.bus.send(aggregate, key, command)
-    except RuntimeError as err:
-        raise ApiError(503, "unavailable", f"the command could not be accepted: {err}") from err
-
-
-def _refused(result) -> ApiError:
-    return ApiError(result.status, result.error or "rejected", result.message or "rejected", result.details)
 
 
 @router.post("/api/cart/checkout", status_code=201)
@@ -41,31 +30,31 @@ async def checkout(request: Request, actor: BuyerOrAdmin):
     settings = get_settings()
     cid = command_id(request, actor)
     order_id, payment_id = derived_id(cid, "order"), derived_id(cid, "payment")
-    result = await _send(request, "cart", actor.user_id, Checkout(
+    result = await send(request, "cart", actor.user_id, Checkout(
         command_id=cid, now=now(), actor=actor, buyer_id=actor.user_id, order_id=order_id, payment_id=payment_id,
         allocation_ttl_s=settings.buyit_hard_reservation_ttl_s, fee_bps=settings.buyit_platform_fee_bps))
     if result is None:
         return pending(cid)
     if not result.ok:
-        raise _refused(result)
+        raise refusal(result)
     total, currency = result.body["totalCents"], result.body["currency"]
     try:
         intent_id, client_secret = await run_in_threadpool(
             request.app.state.stripe.create_intent, order_id, payment_id, total, currency)
     except stripe.StripeError as err:
         log.warning("PaymentIntent for order %s failed: %s", order_id, err)
-        await _send(request, "order", order_id, CancelOrder(command_id=derived_id(cid, "cancel"), now=now(),
+        await send(request, "order", order_id, CancelOrder(command_id=derived_id(cid, "cancel"), now=now(),
                                                             actor=actor, order_id=order_id,
                                                             reason="payment_creation_failed"))
         raise ApiError(502, "payment_unavailable", "the payment could not be created; the order was cancelled",
                        orderId=order_id) from err
-    attached = await _send(request, "order", order_id, AttachPayment(
+    attached = await send(request, "order", order_id, AttachPayment(
         command_id=derived_id(cid, f"attach/{intent_id}"), now=now(), actor=actor, order_id=order_id, payment_id=payment_id,
         intent_id=intent_id, client_secret=client_secret))
     if attached is None or (not attached.ok and attached.error == "not_ready"):
         return pending(cid)
     if not attached.ok:
-        raise _refused(attached)
+        raise refusal(attached)
     body = attached.body
     return JSONResponse({"orderId": body["orderId"], "paymentId": body["paymentId"],
                          "clientSecret": body["clientSecret"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Annotated
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse
 from ingest_api.auth import BuyerOrAdmin, Caller
 from ingest_api.commands import checked_id, now
 from ingest_api.errors import ApiError, not_found
+from ingest_api.reads import json_value
 from state.payment import CapturePayment, FailPayment
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,6 @@ router = APIRouter(tags=["orders"])
 ORDER_STATUSES = ("PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[str | None, Query(max_length=500)]
-
-
-def _body(row: dict) -> dict:
-    body = row["body"]
-    return json.loads(body) if isinstance(body, str) else body
 
 
 def _public_order(body: dict) -> dict:
@@ -48,7 +43,7 @@ async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None 
         params.append(status)
     rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "order_id", cursor, limit,
                                                            "SELECT body FROM orders")
-    return {"items": [_public_order(_body(r)) for r in rows], "nextCursor": next_cursor}
+    return {"items": [_public_order(json_value(r["body"])) for r in rows], "nextCursor": next_cursor}
 
 
 async def _buyers(request: Request, table: str, key: str, value: str, actor) -> dict:
@@ -58,7 +53,7 @@ async def _buyers(request: Request, table: str, key: str, value: str, actor) -> 
     row = await request.app.state.reads.one(f"SELECT buyer_id, body FROM {table} WHERE {key} = %s", value)
     if row is None or not (actor.is_admin or row["buyer_id"] == actor.user_id):
         raise not_found(what)
-    return _body(row)
+    return json_value(row["body"])
 
 
 @router.get("/api/orders/{order_id}")

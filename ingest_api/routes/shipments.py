@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from typing import Annotated
@@ -17,6 +16,7 @@ from ingest_api.auth import SellerOrAdmin, current_actor
 from ingest_api.commands import checked_id, command_id, execute, now
 from ingest_api.errors import ApiError, not_found, unauthorized
 from ingest_api.models import Tracking
+from ingest_api.reads import json_value
 from state.common import Actor
 from state.order import DeliverShipment, ProcessShipment, ShipShipment
 
@@ -29,17 +29,10 @@ CARRIER = Actor(user_id="carrier", role="CARRIER")
 
 async def _move(request: Request, order_id: str, shipment_id: str, command) -> JSONResponse:
     """Send a shipment move to its order and answer with the shipment as it now stands."""
-    response = await execute(request, "order", order_id, command)
-    if response.status_code != 200:
-        return response
-    order = json.loads(response.body)
-    shipment = next(s for s in order["shipments"] if s["shipmentId"] == shipment_id)
-    return JSONResponse({**shipment, "orderId": order_id, "orderStatus": order["status"]})
-
-
-def _body(row: dict) -> dict:
-    body = row["body"]
-    return json.loads(body) if isinstance(body, str) else body
+    def shipment(order: dict) -> dict:
+        moved = next(s for s in order["shipments"] if s["shipmentId"] == shipment_id)
+        return {**moved, "orderId": order_id, "orderStatus": order["status"]}
+    return await execute(request, "order", order_id, command, shape=shipment)
 
 
 async def _visible_shipment(request: Request, shipment_id: str, actor: Actor) -> dict:
@@ -75,7 +68,7 @@ async def list_shipments(request: Request, actor: SellerOrAdmin, status: str | N
         params.append(status)
     rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "shipment_id", cursor,
                                                            limit, "SELECT body FROM shipments")
-    return {"items": [_body(r) for r in rows], "nextCursor": next_cursor}
+    return {"items": [json_value(r["body"]) for r in rows], "nextCursor": next_cursor}
 
 
 @router.put("/{shipment_id}/process")
