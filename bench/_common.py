@@ -22,20 +22,20 @@ from buyit.settings import Settings
 
 
 def bench_settings(data_dir: Path, **overrides) -> Settings:
-    """Like tests/conftest.py `test_settings`: free ports, in-memory broker; command wait left at its default."""
-    values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_pg_port=free_port(),
-                  buyit_redis_port=free_port(), buyit_stripe_port=free_port(), buyit_api_port=free_port(),
-                  buyit_broker_storage="memory")
+    """Like tests/conftest.py `test_settings`: free ports, its own Kafka; command wait left at its default."""
+    values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_kafka_controller_port=free_port(),
+                  buyit_pg_port=free_port(),
+                  buyit_redis_port=free_port(), buyit_stripe_port=free_port(), buyit_api_port=free_port())
     values.update(overrides)
     return Settings(**values)
 
 
 @contextlib.contextmanager
 def private_stack(prefix: str, keep: bool = False, **overrides) -> Iterator:
-    """Start a private stack (memory broker) under a temporary data dir; always stop it."""
+    """Start a private stack (its own Kafka) under a temporary data dir; always stop it."""
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix=f"buyit-bench-{prefix}-"))
-    stack = Stack(bench_settings(data, **overrides), memory_broker=True)
+    stack = Stack(bench_settings(data, **overrides))
     started = time.monotonic()
     print(f"starting a private stack in {data} ...", file=sys.stderr, flush=True)
 

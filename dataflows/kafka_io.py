@@ -3,8 +3,8 @@
 The source reads many topics through one consumer per partition index (not one
 consumer per topic-partition, as Bytewax's `KafkaSource` does): with a dozen
 topics that keeps idle polling cheap and the request/reply latency low. It is
-assign-based (no consumer group, which Tansu joins slowly) and its offsets live
-in the dataflow's recovery snapshots.
+assign-based (no consumer group to rebalance) and its offsets live in the
+dataflow's recovery snapshots.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ from buyit.envelope import RESULTS
 
 from buyit.settings import get_settings
 
-# librdkafka waits up to 500 ms for a fetch by default; commands want milliseconds.
-CONSUMER_CONFIG = {"fetch.wait.max.ms": "5", "enable.auto.commit": "false", "enable.partition.eof": "false",
+# Kafka long-polls: a fetch returns as soon as one record arrives (fetch.min.bytes=1), so the default
+# fetch wait costs no latency and an idle consumer sleeps in the broker instead of spinning.
+CONSUMER_CONFIG = {"enable.auto.commit": "false", "enable.partition.eof": "false",
                    "group.id": "buyit-dataflow", "fetch.error.backoff.ms": "10"}
+# How long one `next_batch` may block waiting for the first record. poll() returns on the first record,
+# so this only bounds how late an idle worker runs its timers and exchanges.
+POLL_S = 0.05
 PRODUCER_CONFIG = {"linger.ms": "1", "acks": "all", "enable.idempotence": "false"}
 
 
@@ -39,11 +43,12 @@ class Record:
 
 class _TopicsPartition(StatefulSourcePartition):
     def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int,
-                 tail: bool):
+                 tail: bool, poll_s: float):
         self._consumer = Consumer({"bootstrap.servers": ",".join(brokers), **CONSUMER_CONFIG})
         self._next = dict(resume or {})
         self._consumer.assign([TopicPartition(t, index, self._next.get(t, OFFSET_BEGINNING)) for t in topics])
         self._batch = batch
+        self._poll_s = poll_s
         # Not tailing (a backfill): stop at the end each topic had when we started.
         self._until = None if tail else {
             t: self._consumer.get_watermark_offsets(TopicPartition(t, index), timeout=10)[1] for t in topics}
@@ -52,7 +57,7 @@ class _TopicsPartition(StatefulSourcePartition):
         if self._until is not None and all(self._next.get(t, 0) >= end for t, end in self._until.items()):
             raise StopIteration()
         out = []
-        first = self._consumer.poll(0.002)  # returns on the first record, unlike consume()'s timeout
+        first = self._consumer.poll(self._poll_s)  # returns on the first record, unlike consume()'s timeout
         if first is None:
             return out
         for msg in [first, *self._consumer.consume(self._batch - 1, 0)]:
@@ -87,7 +92,9 @@ class TopicsSource(FixedPartitionedSource):
         return [str(i) for i in range(self._partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _TopicsPartition:
-        return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail)
+        # A worker polls its partitions in turn: split the wait so one idle partition never holds up another.
+        return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail,
+                                POLL_S / self._partitions)
 
 
 def kafka_source(topics: list[str], tail: bool = True) -> TopicsSource:

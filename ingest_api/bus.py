@@ -47,8 +47,7 @@ class CommandBus:
         bootstrap = ",".join(brokers)
         self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"})
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "buyit-api",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 5,
-                                   "fetch.error.backoff.ms": 10})
+                                   "enable.auto.commit": False, "fetch.error.backoff.ms": 10})
         self._waiters: dict[str, asyncio.Future] = {}
         self._recent: OrderedDict[str, Result] = OrderedDict()
         self._lock = threading.Lock()

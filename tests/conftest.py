@@ -25,10 +25,11 @@ def pytest_configure(config):
 
 
 def test_settings(data_dir: Path, **overrides) -> Settings:
-    """Settings for a private stack: free ports, an in-memory broker, short TTLs."""
-    values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_pg_port=free_port(),
+    """Settings for a private stack: free ports, its own Kafka, short TTLs."""
+    values = dict(buyit_data_dir=data_dir, buyit_kafka_port=free_port(), buyit_kafka_controller_port=free_port(),
+                  buyit_pg_port=free_port(),
                   buyit_redis_port=free_port(), buyit_stripe_port=free_port(), buyit_api_port=free_port(),
-                  buyit_command_wait_s=10.0, buyit_broker_storage="memory", buyit_allow_private_image_urls=True)
+                  buyit_command_wait_s=10.0, buyit_allow_private_image_urls=True)
     values.update(overrides)
     return Settings(**values)
 
@@ -38,7 +39,7 @@ def stack():
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix="buyit-test-"))
     settings = test_settings(data)
-    running = Stack(settings, memory_broker=True).start()
+    running = Stack(settings).start()
     yield running
     running.stop()
     shutil.rmtree(data, ignore_errors=True)
@@ -51,7 +52,7 @@ def short_ttl_stack():
     data = Path(tempfile.mkdtemp(prefix="buyit-ttl-"))
     settings = test_settings(data, buyit_soft_reservation_ttl_s=4, buyit_cart_ttl_s=3,
                              buyit_hard_reservation_ttl_s=4)
-    running = Stack(settings, memory_broker=True).start()
+    running = Stack(settings).start()
     yield running
     running.stop()
     shutil.rmtree(data, ignore_errors=True)

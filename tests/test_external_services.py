@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_a_stack_on_external_kafka_postgres_redis_and_stripe():
     from buyit.stack import Stack
     outside_dir, inside_dir = (Path(tempfile.mkdtemp(prefix=f"buyit-{n}-")) for n in ("ext", "app"))
-    outside = Stack(stack_settings(outside_dir), memory_broker=True, api=False, dataflows=False)
+    outside = Stack(stack_settings(outside_dir), api=False, dataflows=False)
     inside = None
     try:
         outside.start()  # stands in for a company's own Kafka, Postgres, Redis and Stripe

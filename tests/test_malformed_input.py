@@ -502,7 +502,7 @@ def private_stack():
     """A stack of its own, for a test that may kill a dataflow."""
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix="buyit-nul-"))
-    running = Stack(stack_settings(data), memory_broker=True).start()
+    running = Stack(stack_settings(data)).start()
     yield running
     running.stop()
     shutil.rmtree(data, ignore_errors=True)

@@ -20,7 +20,7 @@ def impatient_stack():
     """A stack whose API does not wait for results at all."""
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix="buyit-202-"))
-    running = Stack(stack_settings(data, buyit_command_wait_s=0.0), memory_broker=True).start()
+    running = Stack(stack_settings(data, buyit_command_wait_s=0.0)).start()
     yield running
     running.stop()
     shutil.rmtree(data, ignore_errors=True)

@@ -1,11 +1,10 @@
-"""`buyit up` as a user runs it: durable broker storage, SIGTERM leaves nothing behind, a restart keeps the state."""
+"""`buyit up` as a user runs it: Apache Kafka on disk, SIGTERM leaves nothing behind, a restart keeps the state."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,32 +21,20 @@ from buyit.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-PORTS = ("API", "KAFKA", "PG", "REDIS", "STRIPE", "SEAWEED_S3", "SEAWEED_MASTER", "SEAWEED_VOLUME", "SEAWEED_FILER")
-GRPC_OFFSET = 10000  # SeaweedFS listens on port + 10000 for gRPC unless told otherwise
+PORTS = ("API", "KAFKA", "KAFKA_CONTROLLER", "PG", "REDIS", "STRIPE")
 # Settings read from the environment that would make `buyit up` use something other than its embedded parts.
 EXTERNAL = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "REDIS_URL", "STRIPE_API_BASE", "STRIPE_API_KEY",
-            "CLOUDINARY_URL", "JWT_JWKS_URL", "BUYIT_PUBLIC_URL", "BUYIT_BROKER_STORAGE")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+            "CLOUDINARY_URL", "JWT_JWKS_URL", "BUYIT_PUBLIC_URL")
 
 
 def _ports() -> dict[str, str]:
-    """Free ports below 55000 whose +10000 gRPC twins are free too, none clashing with another's twin."""
+    """A free port for every part `buyit up` starts."""
     chosen: set[int] = set()
     env = {}
     for name in PORTS:
-        while True:
+        p = free_port()
+        while p in chosen:
             p = free_port()
-            taken = chosen | {c + GRPC_OFFSET for c in chosen}
-            if p < 55000 and p not in taken and p + GRPC_OFFSET not in taken and _bindable(p + GRPC_OFFSET):
-                break
         chosen.add(p)
         env[f"BUYIT_{name}_PORT"] = str(p)
     return env
