@@ -81,9 +81,12 @@ class EmbeddedKafka:
         (self.data / "server.properties").write_text(self.properties())
         (self.data / "log4j2.properties").write_text(LOG4J2)
         if not (self.data / "log" / "meta.properties").exists():
-            subprocess.run(["java", "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format", "--standalone",
-                            "-t", _cluster_id(), "-c", str(self.data / "server.properties")],
-                           check=True, capture_output=True)
+            # `--cluster-id=` in one word: a base64 id may start with "-" and pass for an option.
+            done = subprocess.run(["java", "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format",
+                                   "--standalone", f"--cluster-id={_cluster_id()}",
+                                   "-c", str(self.data / "server.properties")], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"formatting Kafka's log directory failed:\n{done.stdout}{done.stderr}")
 
     def argv(self) -> list[str]:
         """The command that runs the broker in the foreground; SIGTERM shuts it down cleanly."""

@@ -16,18 +16,14 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from buyit.clients import consumer_config, producer_config
 from buyit.envelope import RESULTS
 
 from buyit.settings import get_settings
 
-# Kafka long-polls: a fetch returns as soon as one record arrives (fetch.min.bytes=1), so the default
-# fetch wait costs no latency and an idle consumer sleeps in the broker instead of spinning.
-CONSUMER_CONFIG = {"enable.auto.commit": "false", "enable.partition.eof": "false",
-                   "group.id": "buyit-dataflow", "fetch.error.backoff.ms": "10"}
 # How long one `next_batch` may block waiting for the first record. poll() returns on the first record,
 # so this only bounds how late an idle worker runs its timers and exchanges.
 POLL_S = 0.05
-PRODUCER_CONFIG = {"linger.ms": "1", "acks": "all", "enable.idempotence": "false"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class Record:
 class _TopicsPartition(StatefulSourcePartition):
     def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int,
                  tail: bool, poll_s: float):
-        self._consumer = Consumer({"bootstrap.servers": ",".join(brokers), **CONSUMER_CONFIG})
+        self._consumer = Consumer(consumer_config(brokers, "buyit-dataflow"))
         self._next = dict(resume or {})
         self._consumer.assign([TopicPartition(t, index, self._next.get(t, OFFSET_BEGINNING)) for t in topics])
         self._batch = batch
@@ -104,7 +100,7 @@ def kafka_source(topics: list[str], tail: bool = True) -> TopicsSource:
 
 class _FactsFirstPartition(StatelessSinkPartition):
     def __init__(self, brokers: list[str]):
-        self._producer = Producer({"bootstrap.servers": ",".join(brokers), **PRODUCER_CONFIG})
+        self._producer = Producer(producer_config(brokers))
 
     def write_batch(self, items: list[KafkaSinkMessage]) -> None:
         # Records on different partitions have no order, so answers go out only once the events and

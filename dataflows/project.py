@@ -80,8 +80,8 @@ def rows_to_dead_letters():
     from confluent_kafka import Producer
 
     from buyit.settings import get_settings
-    from dataflows.kafka_io import PRODUCER_CONFIG
-    producer = Producer({"bootstrap.servers": ",".join(get_settings().brokers), **PRODUCER_CONFIG})
+    from buyit.clients import producer_config
+    producer = Producer(producer_config(get_settings().brokers))
 
     def reject(rows, error: str) -> None:
         body = json.dumps({"reason": "view_rows_refused", "error": error[-2000:],

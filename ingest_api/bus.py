@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import msgspec
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from buyit.clients import consumer_config, producer_config
 from buyit.envelope import RESULTS, command_envelope, commands_topic
 from state.common import Command
 
@@ -44,10 +45,8 @@ class CommandBus:
 
     def __init__(self, brokers: list[str], wait_s: float):
         self.wait_s = wait_s
-        bootstrap = ",".join(brokers)
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all"})
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "buyit-api",
-                                   "enable.auto.commit": False, "fetch.error.backoff.ms": 10})
+        self._producer = Producer(producer_config(brokers))
+        self._consumer = Consumer(consumer_config(brokers, "buyit-api"))
         self._waiters: dict[str, asyncio.Future] = {}
         self._recent: OrderedDict[str, Result] = OrderedDict()
         self._lock = threading.Lock()
@@ -139,8 +138,8 @@ class CommandBus:
                 if msg.error() is not None:
                     continue
                 try:
-                    result = Result.from_envelope(json.loads(msg.value()))
-                except (ValueError, KeyError, TypeError):
+                    result = Result.from_envelope(msgspec.json.decode(msg.value()))
+                except (ValueError, KeyError, TypeError, msgspec.DecodeError):
                     log.warning("unreadable result record at offset %s", msg.offset())
                     continue
                 with self._lock:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ingest_api.errors import ApiError
+
+# How long the price and status a cart add is stamped with may be reused. The view they come from
+# already trails the catalog's events; a hot product is read once a second instead of per request.
+SELLABLE_TTL_S = 1.0
+SELLABLE_CACHED = 10_000
 
 PRODUCT_COLUMNS = """p.product_id, p.seller_id, p.sku, p.name, p.description, p.category, p.price_cents,
     p.currency, p.status, p.image_public_ids, p.created_at, p.updated_at, p.version,
@@ -38,6 +44,7 @@ class Reads:
     def __init__(self, url: str):
         self.pool = AsyncConnectionPool(url, min_size=1, max_size=10, open=False,
                                         kwargs={"row_factory": dict_row, "autocommit": True})
+        self._sellable: dict[str, tuple[float, dict]] = {}
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -73,6 +80,23 @@ class Reads:
     async def product(self, product_id: str) -> dict | None:
         return await self.one(f"SELECT {PRODUCT_COLUMNS} FROM products p LEFT JOIN stock s USING (product_id) "
                               "WHERE p.product_id = %s", product_id)
+
+    async def sellable(self, product_id: str) -> dict | None:
+        """An ACTIVE product's row as a cart add needs it (sku, seller, price, currency), at most
+        `SELLABLE_TTL_S` older than the view; None if it is missing or not for sale."""
+        now = time.monotonic()
+        known = self._sellable.get(product_id)
+        if known is not None and now - known[0] < SELLABLE_TTL_S:
+            return known[1]
+        row = await self.one("SELECT product_id, sku, seller_id, price_cents, currency, status FROM products "
+                             "WHERE product_id = %s", product_id)
+        if row is None or row["status"] != "ACTIVE":
+            self._sellable.pop(product_id, None)
+            return None
+        if len(self._sellable) >= SELLABLE_CACHED:
+            self._sellable.clear()
+        self._sellable[product_id] = (now, row)
+        return row
 
     async def stock(self, product_id: str) -> dict | None:
         return await self.one("SELECT * FROM stock WHERE product_id = %s", product_id)

@@ -48,8 +48,8 @@ async def get_cart(request: Request, actor: BuyerOrAdmin):
 async def add_item(request: Request, actor: BuyerOrAdmin, body: NewCartItem):
     """Add units of a product (soft-reserving them); adding a product already in the cart raises its quantity."""
     checked_id(body.product_id, "product")
-    product = await request.app.state.reads.product(body.product_id)
-    if product is None or product["status"] != "ACTIVE":
+    product = await request.app.state.reads.sellable(body.product_id)
+    if product is None:
         raise not_found("product")
     reservation_ttl, cart_ttl = _ttls()
     command = AddCartItem(command_id=command_id(request, actor), now=now(), actor=actor, buyer_id=actor.user_id,

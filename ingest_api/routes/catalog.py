@@ -118,7 +118,7 @@ async def get_product(request: Request, product_id: str):
     if row is None:
         raise not_found("product")
     if row["status"] != "ACTIVE":
-        actor = optional_actor(request)
+        actor = await optional_actor(request)
         if actor is None or not (actor.is_admin or actor.user_id == row["seller_id"]):
             raise not_found("product")
     return product_json(request, row)

@@ -110,7 +110,7 @@ async def delivered(request: Request, shipment_id: str):
         actor = CARRIER
         cid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"carrier:{shipment_id}:{signature}"))
     else:
-        actor = current_actor(request)
+        actor = await current_actor(request)
         if not actor.is_admin:
             raise ApiError(403, "forbidden", "only the carrier or an admin may confirm a delivery")
         cid = command_id(request, actor)

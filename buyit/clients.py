@@ -1,0 +1,21 @@
+"""librdkafka settings every BuyIt producer and consumer shares."""
+
+# Small records on loopback: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold a request
+# back for up to 40 ms. Kafka long-polls, so the default fetch wait costs no latency (a fetch returns
+# as soon as one record is there, fetch.min.bytes=1) and an idle consumer sleeps in the broker.
+COMMON = {"socket.nagle.disable": True, "log_level": 3}
+
+# acks=all: a record is acknowledged once the in-sync replicas hold it (on one node: the leader's log).
+PRODUCER = {**COMMON, "linger.ms": 1, "acks": "all", "enable.idempotence": False}
+
+CONSUMER = {**COMMON, "enable.auto.commit": False, "enable.partition.eof": False, "fetch.error.backoff.ms": 10}
+
+
+def producer_config(brokers: list[str], **overrides) -> dict:
+    """A producer's configuration for `brokers`."""
+    return {"bootstrap.servers": ",".join(brokers), **PRODUCER, **overrides}
+
+
+def consumer_config(brokers: list[str], group: str, **overrides) -> dict:
+    """An assign-based consumer's configuration (the group id only names it; offsets are ours)."""
+    return {"bootstrap.servers": ",".join(brokers), "group.id": group, **CONSUMER, **overrides}
