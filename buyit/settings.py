@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     buyit_max_image_bytes: int = 5 * 1024 * 1024
     buyit_allow_private_image_urls: bool = False  # tests and demos fetch images from this machine
     buyit_workers: int = 1
+    buyit_decide_processes: int = 1  # >1: the decision dataflow runs as a Bytewax cluster of that many processes
+    buyit_api_processes: int = 1
     buyit_kafka_controller_port: int = 9093
     buyit_kafka_home: Path = Path(__file__).resolve().parent.parent / ".kafka"  # `make install` fills libs/
     buyit_pg_port: int = Field(default=5433)

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buyit.processes import Supervisor, port_open, wait_for
+from buyit.processes import Supervisor, free_port, port_open, wait_for
 from buyit.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -32,6 +32,7 @@ class Stack:
         self.env.update({name.upper(): str(value) for name, value in self.settings.model_dump().items()
                          if value is not None})
         self.env["BUYIT_DATA_DIR"] = str(self.data)
+        self._api_ports = [self.settings.buyit_api_port]
 
     # --- lifecycle ---
 
@@ -147,26 +148,45 @@ class Stack:
                    data={"url": url, "secret": self.settings.stripe_webhook_secret}, timeout=10).raise_for_status()
 
     def start_dataflows(self, names: tuple[str, ...] = ("decide", "project")) -> None:
-        """Start the dataflows, each with recovery snapshots under the data directory."""
+        """Start the dataflows, each with recovery snapshots under the data directory.
+
+        The decision dataflow runs as one Bytewax cluster of `BUYIT_DECIDE_PROCESSES` processes
+        (`-i`/`-a` on this machine) sharing one recovery store; the topics' partitions are spread
+        over their workers."""
         for name in names:
+            processes = self.settings.buyit_decide_processes if name == "decide" else 1
             flow = f"dataflows.{name}:kafka_flow()"
             recovery = self.data / "recovery" / name
             if not recovery.exists():
                 recovery.mkdir(parents=True)
-                subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True,
-                               capture_output=True)
-            self.supervisor.start(f"dataflow-{name}", [
-                sys.executable, "-m", "bytewax.run", flow, "-w", str(self.settings.buyit_workers),
-                "-r", str(recovery), "-s", str(self.settings.buyit_snapshot_interval_s), "-b", "10"], self.env)
+                subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), str(processes)],
+                               check=True, capture_output=True)
+            argv = [sys.executable, "-m", "bytewax.run", flow, "-w", str(self.settings.buyit_workers),
+                    "-r", str(recovery), "-s", str(self.settings.buyit_snapshot_interval_s), "-b", "10"]
+            if processes == 1:
+                self.supervisor.start(f"dataflow-{name}", argv, self.env)
+                continue
+            addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+            for index in range(processes):
+                self.supervisor.start(f"dataflow-{name}-{index}", [*argv, "-i", str(index), "-a", addresses],
+                                      self.env)
+
+    @property
+    def api_ports(self) -> list[int]:
+        """The port of every API process: the configured one first."""
+        return self._api_ports
 
     def start_api(self) -> None:
-        port = self.settings.buyit_api_port
-        self.supervisor.start("api", [sys.executable, "-m", "uvicorn", "ingest_api.app:create_app", "--factory",
-                                      "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                              {**self.env, "BUYIT_API_PORT": str(port)})
+        """Start `BUYIT_API_PROCESSES` API processes (stateless replicas) and wait until each is healthy."""
         import httpx
-
-        def healthy() -> bool:
-            self.supervisor.check_alive()
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        wait_for(healthy, 90, "the API to report healthy")
+        first = self.settings.buyit_api_port
+        self._api_ports = [first, *(free_port() for _ in range(self.settings.buyit_api_processes - 1))]
+        for index, port in enumerate(self._api_ports):
+            self.supervisor.start("api" if index == 0 else f"api-{index + 1}", [
+                sys.executable, "-m", "uvicorn", "ingest_api.app:create_app", "--factory", "--host", "127.0.0.1",
+                "--port", str(port), "--log-level", "warning"], {**self.env, "BUYIT_API_PORT": str(port)})
+        for port in self._api_ports:
+            def healthy(port=port) -> bool:
+                self.supervisor.check_alive()
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+            wait_for(healthy, 90, f"the API on port {port} to report healthy")

@@ -1,4 +1,12 @@
-"""The decision dataflow: every `*.commands` topic in, events, saga commands and results out."""
+"""The decision dataflow: every `*.commands` topic in, events, saga commands and results out.
+
+Each aggregate runs in its own keyed step, and the steps run in `STAGES` order. A saga command for
+a later step is handed on inside the dataflow (a Bytewax exchange by key, no Kafka round trip);
+one for the same or an earlier step goes out to that aggregate's command topic and comes back in
+(a dataflow is a DAG). Adding to a cart is cart -> inventory in one pass, then back to the cart.
+Recovery snapshots cover every step at once, so a command handed on is never lost: after a crash
+the command that caused it is decided again, and decisions are deterministic.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,14 @@ from buyit.envelope import Envelope, commands_topic, decode
 from dataflows.decider import DeciderLogic, dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
 from state.registry import AGGREGATES
+
+# The order the saga steps mostly run in: cart -> order -> inventory (reserve, allocate, sell),
+# order -> payment, order -> ledger. Catalog comes after inventory on purpose: a new product's stock
+# (catalog -> inventory) goes through Kafka, so the seller's answer is published only once the stock
+# command is stored, and a `PUT /api/inventory/stock` sent right after it can never overtake it.
+STAGES = ("health", "user", "cart", "order", "inventory", "catalog", "payment", "ledger")
+assert set(STAGES) == set(AGGREGATES), "every aggregate needs a stage"
+_COMMAND_TOPICS = {commands_topic(name): name for name in STAGES}
 
 
 def parse(record: Record) -> tuple[str, tuple[str, Envelope]] | tuple[str, tuple]:
@@ -25,22 +41,41 @@ def parse(record: Record) -> tuple[str, tuple[str, Envelope]] | tuple[str, tuple
     return ("ok", (aggregate, envelope))
 
 
+def handed_on(output: tuple[str, str, bytes], later: frozenset[str]) -> tuple[str, Envelope] | None:
+    """(aggregate, envelope) if `output` is a command for one of the `later` stages, else None."""
+    target = _COMMAND_TOPICS.get(output[0])
+    if target is None or target not in later:
+        return None
+    return (target, decode(output[2]))
+
+
 def build_flow(source, sink, to_message=lambda output: output) -> Dataflow:
     """Wire the deciders between `source` (Records) and `sink` ((topic, key, value) outputs)."""
     flow = Dataflow("buyit_decide")
     records = op.input("read_commands", flow, source)
     parsed = op.map("parse", records, parse)
     branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
-    commands = op.map("unwrap", branch.trues, lambda p: p[1])
-    poison = op.map("unwrap_poison", branch.falses, lambda p: p[1])
-    keyed = op.key_on("key_by_aggregate", commands, lambda c: f"{c[0]}:{c[1].key}")  # (agg:id, (agg, env))
-    decided = op.stateful("decide", keyed, DeciderLogic)  # (agg:id, output)
-    outputs = op.merge("all_outputs", op.map("drop_key", decided, lambda kv: kv[1]), poison)
+    commands = op.map("unwrap", branch.trues, lambda p: p[1])  # (aggregate, envelope)
+    written = [op.map("unwrap_poison", branch.falses, lambda p: p[1])]
+    for index, name in enumerate(STAGES):
+        later = frozenset(STAGES[index + 1:])
+        split = op.branch(f"pick_{name}", commands, lambda c, name=name: c[0] == name)
+        keyed = op.key_on(f"key_{name}", split.trues, lambda c: c[1].key)  # (key, (aggregate, envelope))
+        decided = op.stateful(f"decide_{name}", keyed, DeciderLogic)  # (key, (topic, key, value))
+        outputs = op.map(f"unkey_{name}", decided, lambda kv: kv[1])
+        if later:
+            routed = op.map(f"route_{name}", outputs, lambda o, later=later: (handed_on(o, later), o))
+            onward = op.branch(f"hand_on_{name}", routed, lambda r: r[0] is not None)
+            written.append(op.map(f"write_{name}", onward.falses, lambda r: r[1]))
+            commands = op.merge(f"after_{name}", split.falses, op.map(f"next_{name}", onward.trues,
+                                                                      lambda r: r[0]))
+        else:
+            written.append(outputs)
+    outputs = op.merge("all_outputs", *written)
     op.output("write", op.map("to_message", outputs, to_message), sink)
     return flow
 
 
 def kafka_flow() -> Dataflow:
     """The production flow: all command topics from Kafka, outputs back to Kafka."""
-    topics = [commands_topic(name) for name in AGGREGATES]
-    return build_flow(kafka_source(topics), kafka_sink(), to_sink_message)
+    return build_flow(kafka_source(list(_COMMAND_TOPICS)), kafka_sink(), to_sink_message)

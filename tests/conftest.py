@@ -34,12 +34,23 @@ def test_settings(data_dir: Path, **overrides) -> Settings:
     return Settings(**values)
 
 
+# BUYIT_TEST_CLUSTER=1: the session's stack is scaled out (tests/test_cluster.py runs the cart and
+# checkout tests so): 4 partitions per topic, the decision dataflow as a two-process Bytewax cluster,
+# two API processes that the clients take turns on.
+CLUSTER = dict(buyit_topic_partitions=4, buyit_decide_processes=2, buyit_api_processes=2)
+
+
 @pytest.fixture(scope="session")
 def stack():
+    import os
+
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix="buyit-test-"))
-    settings = test_settings(data)
+    cluster = os.environ.get("BUYIT_TEST_CLUSTER") == "1"
+    settings = test_settings(data, **(CLUSTER if cluster else {}))
     running = Stack(settings).start()
+    if cluster:
+        _report_cluster(running, os.environ.get("BUYIT_TEST_CLUSTER_REPORT"))
     yield running
     running.stop()
     shutil.rmtree(data, ignore_errors=True)
@@ -58,6 +69,22 @@ def short_ttl_stack():
     shutil.rmtree(data, ignore_errors=True)
 
 
+def _report_cluster(stack, path: str | None) -> None:
+    """Write what the scaled-out stack runs, for tests/test_cluster.py to check it was one."""
+    import json
+
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": stack.env["KAFKA_BOOTSTRAP_SERVERS"]})
+    topics = admin.list_topics(timeout=10).topics
+    report = {"processes": [c.name for c in stack.supervisor.children], "apiPorts": stack.api_ports,
+              "partitions": {name: len(topics[name].partitions) for name in ("cart.commands", "command.results")}}
+    if path:
+        Path(path).write_text(json.dumps(report))
+
+
+_turn = iter(range(1 << 62))
+
+
 class Client:
     """An HTTP client for one caller (or anonymous), against the test stack."""
 
@@ -68,8 +95,9 @@ class Client:
             token = mint(stack.settings, user_id, role)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{stack.settings.buyit_api_port}", headers=headers,
-                                 timeout=30)
+        ports = stack.api_ports  # every API replica serves every client: they take turns
+        port = ports[next(_turn) % len(ports)]
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30)
 
     def __getattr__(self, name):
         return getattr(self.http, name)
