@@ -15,7 +15,7 @@ from bytewax.dataflow import Dataflow
 
 from buyit.envelope import Envelope, commands_topic, decode
 from dataflows.decider import DeciderLogic, dead_letter
-from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
+from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from state.registry import AGGREGATES
 
 # The order the saga steps mostly run in: cart -> order -> inventory (reserve, allocate, sell),
@@ -49,28 +49,29 @@ def handed_on(output: tuple[str, str, bytes], later: frozenset[str]) -> tuple[st
     return (target, decode(output[2]))
 
 
-def build_flow(source, sink, to_message=lambda output: output) -> Dataflow:
-    """Wire the deciders between `source` (Records) and `sink` ((topic, key, value) outputs)."""
+def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
+    """Wire the deciders between `source` (Records) and `sink`. Outputs are (route key, (topic, key,
+    value)), the route key being the aggregate that decided; `to_message` shapes them for the sink
+    (by default: the bare (topic, key, value))."""
     flow = Dataflow("buyit_decide")
     records = op.input("read_commands", flow, source)
     parsed = op.map("parse", records, parse)
     branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
     commands = op.map("unwrap", branch.trues, lambda p: p[1])  # (aggregate, envelope)
-    written = [op.map("unwrap_poison", branch.falses, lambda p: p[1])]
+    written = [op.map("unwrap_poison", branch.falses, lambda p: (p[1][1], p[1]))]  # (route key, output)
     for index, name in enumerate(STAGES):
         later = frozenset(STAGES[index + 1:])
         split = op.branch(f"pick_{name}", commands, lambda c, name=name: c[0] == name)
         keyed = op.key_on(f"key_{name}", split.trues, lambda c: c[1].key)  # (key, (aggregate, envelope))
         decided = op.stateful(f"decide_{name}", keyed, DeciderLogic)  # (key, (topic, key, value))
-        outputs = op.map(f"unkey_{name}", decided, lambda kv: kv[1])
         if later:
-            routed = op.map(f"route_{name}", outputs, lambda o, later=later: (handed_on(o, later), o))
+            routed = op.map(f"route_{name}", decided, lambda kv, later=later: (handed_on(kv[1], later), kv))
             onward = op.branch(f"hand_on_{name}", routed, lambda r: r[0] is not None)
             written.append(op.map(f"write_{name}", onward.falses, lambda r: r[1]))
             commands = op.merge(f"after_{name}", split.falses, op.map(f"next_{name}", onward.trues,
                                                                       lambda r: r[0]))
         else:
-            written.append(outputs)
+            written.append(decided)
     outputs = op.merge("all_outputs", *written)
     op.output("write", op.map("to_message", outputs, to_message), sink)
     return flow
@@ -78,4 +79,4 @@ def build_flow(source, sink, to_message=lambda output: output) -> Dataflow:
 
 def kafka_flow() -> Dataflow:
     """The production flow: all command topics from Kafka, outputs back to Kafka."""
-    return build_flow(kafka_source(list(_COMMAND_TOPICS)), kafka_sink(), to_sink_message)
+    return build_flow(kafka_source(list(_COMMAND_TOPICS)), kafka_sink(), keyed_sink_message)

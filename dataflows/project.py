@@ -12,7 +12,7 @@ from bytewax.dataflow import Dataflow
 
 from buyit.envelope import decode, events_topic
 from dataflows.decider import dead_letter
-from dataflows.kafka_io import Record, kafka_sink, kafka_source, to_sink_message
+from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from sinks.views import rows
 from state.cart import view as cart_view
 from state.registry import AGGREGATES
@@ -68,8 +68,8 @@ def kafka_flow() -> Dataflow:
     from sinks.postgres import PostgresViewSink
     settings = get_settings()
     topics = [events_topic(name) for name in AGGREGATES]
-    return build_flow(kafka_source(topics), PostgresViewSink(settings.database_url, rows_to_dead_letters()),
-                      kafka_sink(), CartCacheSink(settings.redis_url), to_sink_message,
+    return build_flow(kafka_source(topics, batched=True), PostgresViewSink(settings.database_url, rows_to_dead_letters()),
+                      kafka_sink(), CartCacheSink(settings.redis_url), lambda o: keyed_sink_message((o[1], o)),
                       LakeSink(lake_dir(settings.buyit_data_dir)))
 
 
