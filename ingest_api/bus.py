@@ -84,18 +84,26 @@ class CommandBus:
         future = self._loop.create_future()
         with self._lock:
             self._waiters[envelope.event_id] = future
-        delivered = self._loop.create_future()
+        loop = self._loop
+        # Waiting for the answer, a success needs no report of its own (the answer proves it);
+        # only a failure wakes the request. Without waiting, the delivery report is the answer.
+        delivered = None if wait else loop.create_future()
 
         def on_delivery(err, msg):
-            self._loop.call_soon_threadsafe(_settle, delivered, err)
+            if err is not None:
+                loop.call_soon_threadsafe(_settle, future, err)
+            if delivered is not None:
+                loop.call_soon_threadsafe(_settle, delivered, err)
         self._producer.produce(commands_topic(aggregate), envelope.encode(), key.encode(),
                                on_delivery=on_delivery)
         try:
-            await asyncio.wait_for(delivered, 15)
-            if not wait:
+            if delivered is not None:
+                async with asyncio.timeout(15):
+                    await delivered
                 return None
-            return await asyncio.wait_for(future, self.wait_s if timeout is None else timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.wait_s if timeout is None else timeout):
+                return await future
+        except TimeoutError:
             return None
         finally:
             with self._lock:
@@ -115,8 +123,9 @@ class CommandBus:
         if known is not None:
             return known
         try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
             return None
         finally:
             with self._lock:
@@ -134,6 +143,7 @@ class CommandBus:
             first = self._consumer.poll(0.05)
             if first is None:
                 continue
+            answered = []
             for msg in [first, *self._consumer.consume(499, 0)]:
                 if msg.error() is not None:
                     continue
@@ -149,7 +159,9 @@ class CommandBus:
                             self._recent.popitem(last=False)
                     waiter = self._waiters.get(result.command_id)
                 if waiter is not None:
-                    self._loop.call_soon_threadsafe(_settle_result, waiter, result)
+                    answered.append((waiter, result))
+            if answered:  # one wake-up of the event loop per batch, not one per answer
+                self._loop.call_soon_threadsafe(_settle_results, answered)
 
 
 def _settle(future: asyncio.Future, err) -> None:
@@ -161,6 +173,7 @@ def _settle(future: asyncio.Future, err) -> None:
         future.set_exception(RuntimeError(f"could not produce the command: {err}"))
 
 
-def _settle_result(future: asyncio.Future, result: Result) -> None:
-    if not future.done():
-        future.set_result(result)
+def _settle_results(answered: list[tuple[asyncio.Future, Result]]) -> None:
+    for future, result in answered:
+        if not future.done():
+            future.set_result(result)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Callable, ClassVar
 
 ADMIN, SELLER, BUYER = "ADMIN", "SELLER", "BUYER"
@@ -119,12 +121,22 @@ class Aggregate:
 
 
 def derived_id(parent: str, label: str) -> str:
-    """A deterministic id derived from another id, so a replayed decision repeats its ids."""
+    """A deterministic id derived from another id, so a replayed decision repeats its ids:
+    `uuid5(UUID(parent) or NAMESPACE_URL, f"{parent}/{label}")`, computed without building UUID
+    objects (a decision derives half a dozen ids, and that was a tenth of its time)."""
+    digest = bytearray(hashlib.sha1(_namespace(parent) + f"{parent}/{label}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@lru_cache(maxsize=65_536)
+def _namespace(parent: str) -> bytes:
     try:
-        namespace = uuid.UUID(parent)
+        return uuid.UUID(parent).bytes
     except ValueError:
-        namespace = uuid.NAMESPACE_URL
-    return str(uuid.uuid5(namespace, f"{parent}/{label}"))
+        return uuid.NAMESPACE_URL.bytes
 
 
 @dataclass(frozen=True)
