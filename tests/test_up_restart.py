@@ -162,6 +162,23 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
         assert r.status_code == 200, r.text
         _wait(lambda: seller.get(f"/api/inventory/stock/{pid}").json()["totalQuantity"] == 7, 30,
               "stock 7 in the view", first.proc, first.log, data)
+        # a cart holding 1 unit, and an order (another buyer's checkout) holding 2
+        shopper = httpx.Client(base_url=url, timeout=30,
+                               headers={"Authorization": f"Bearer {mint(settings, 'restart-shopper', 'BUYER')}"})
+        orderer = httpx.Client(base_url=url, timeout=30,
+                               headers={"Authorization": f"Bearer {mint(settings, 'restart-orderer', 'BUYER')}"})
+        r = _settled(shopper, shopper.post("/api/cart/items", json={"productId": pid, "quantity": 1}))
+        assert r.status_code == 201, r.text
+        cart_id = r.json()["cartId"]
+        r = _settled(orderer, orderer.post("/api/cart/items", json={"productId": pid, "quantity": 2}))
+        assert r.status_code == 201, r.text
+        r = _settled(orderer, orderer.post("/api/cart/checkout"))
+        assert r.status_code == 201, r.text
+        order_id = r.json()["orderId"]
+        _wait(lambda: seller.get(f"/api/inventory/stock/{pid}").json()["allocatedQuantity"] == 2, 30,
+              "the order's units allocated in the view", first.proc, first.log, data)
+        _wait(lambda: orderer.get(f"/api/orders/{order_id}").status_code == 200, 30, "the order in the view",
+              first.proc, first.log, data)
 
         # --- SIGTERM: everything it started goes away ---
         tree = first.record_tree()
@@ -179,9 +196,22 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
         assert r.status_code == 200 and r.json()["status"] == "ACTIVE", r.text
         stock = seller.get(f"/api/inventory/stock/{pid}").json()
         assert stock["totalQuantity"] == 7 and stock["sellerId"] == seller_id, stock
+        assert (stock["reservedQuantity"], stock["allocatedQuantity"], stock["availableQuantity"]) == (1, 2, 4), stock
+        cart = shopper.get("/api/cart").json()
+        assert cart["cartId"] == cart_id and [i["quantity"] for i in cart["items"]] == [1], cart
+        r = orderer.get(f"/api/orders/{order_id}")
+        assert r.status_code == 200 and r.json()["status"] == "PENDING", r.text
+        # the deciders still hold the cart: adding again raises the same item
+        r = _settled(shopper, shopper.post("/api/cart/items", json={"productId": pid, "quantity": 1}))
+        assert r.status_code == 201 and r.json()["cartId"] == cart_id, r.text
+        assert [i["quantity"] for i in r.json()["items"]] == [2], r.text
+        stock = seller.get(f"/api/inventory/stock/{pid}").json()
         # The deciders answer from their own state, not the views: the SKU is still taken, the version still known.
         r = _settled(seller, seller.post("/api/catalog/products", json=product))
         assert r.status_code == 409 and r.json()["error"] == "sku_taken", r.text
+        _wait(lambda: seller.get(f"/api/inventory/stock/{pid}").json()["reservedQuantity"] == 2, 30,
+              "the second unit reserved in the view", second.proc, second.log, data)
+        stock = seller.get(f"/api/inventory/stock/{pid}").json()
         r = _settled(seller, seller.put("/api/inventory/stock", json={
             "productId": pid, "totalQuantity": 9, "expectedVersion": stock["version"]}))
         assert r.status_code == 200, r.text
@@ -197,7 +227,8 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
         gone, alive = psutil.wait_procs(tree, timeout=10)
         assert not alive, f"left running after SIGTERM: {[(p.pid, p.name()) for p in alive]}"
         assert not _leftovers(data), _leftovers(data)
-        seller.close()
+        for http in (seller, shopper, orderer):
+            http.close()
     finally:
         for up in started:
             up.kill()
