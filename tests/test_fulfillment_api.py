@@ -140,3 +140,26 @@ class TestAdminViews:
         # a buyer's buyerId filter cannot widen its view
         assert buyer.get("/api/orders", params={"buyerId": "someone-else"}).json()["items"] == \
             buyer.get("/api/orders").json()["items"]
+
+    def test_orders_and_shipments_page_through_with_cursors(self, client, stack):
+        _, s1, s2, order_id, ships = paid_two_seller_order(client, stack)
+        _, _, _, other_order_id, _ = paid_two_seller_order(client, stack)
+        admin = client("ADMIN")
+
+        def walk(path: str, params: dict, key: str) -> list[str]:
+            seen, cursor = [], None
+            for _ in range(10_000):
+                r = admin.get(path, params={**params, "limit": 1, **({"cursor": cursor} if cursor else {})})
+                assert r.status_code == 200, r.text
+                page = r.json()
+                assert len(page["items"]) <= 1
+                seen += [item[key] for item in page["items"]]
+                cursor = page["nextCursor"]
+                if cursor is None:
+                    return seen
+            raise AssertionError("the cursor never ended")
+        shipments = eventually(lambda: (s := walk("/api/shipments", {"orderId": order_id}, "shipmentId"))
+                               and len(s) == 2 and s)
+        assert sorted(shipments) == sorted(ships.values())
+        orders = eventually(lambda: (o := walk("/api/orders", {}, "orderId")) and other_order_id in o and o)
+        assert order_id in orders and len(orders) == len(set(orders))

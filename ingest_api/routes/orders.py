@@ -42,7 +42,7 @@ async def list_orders(request: Request, actor: BuyerOrAdmin, status: str | None 
         where.append("status = %s")
         params.append(status)
     rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "order_id", cursor, limit,
-                                                           "SELECT body FROM orders")
+                                                           "SELECT body, order_id FROM orders")
     return {"items": [_public_order(json_value(r["body"])) for r in rows], "nextCursor": next_cursor}
 
 

@@ -67,7 +67,7 @@ async def list_shipments(request: Request, actor: SellerOrAdmin, status: str | N
         where.append("status = %s")
         params.append(status)
     rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "shipment_id", cursor,
-                                                           limit, "SELECT body FROM shipments")
+                                                           limit, "SELECT body, shipment_id FROM shipments")
     return {"items": [json_value(r["body"]) for r in rows], "nextCursor": next_cursor}
 
 
