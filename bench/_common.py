@@ -161,3 +161,16 @@ def log_lines(stack, patterns=("ERROR", "Error", "error", "Traceback", "WARNING"
             found.append(f"{log.name}: {len(hits)} matching lines; first ones:")
             found.extend(f"  {line[:300]}" for line in hits[:limit])
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of a process and its descendants, the children it already reaped
+    included (Postgres' short-lived workers)."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total

@@ -48,7 +48,7 @@ from psycopg.conninfo import make_conninfo
 
 from bench import peer_service
 from bench._common import (api_url, cpu_delta, cpu_seconds, create_product, log_lines, private_stack, summary_ms,
-                           table, token, wait_until)
+                           table, token, tree_cpu_seconds, wait_until)
 from bench.flash_sale import Tally, read_records
 from buyit.identity import jwks
 from buyit.processes import Supervisor, free_port, port_open, wait_for
@@ -123,18 +123,6 @@ def machine_busy() -> float:
     return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
 
 
-def process_cpu(pid: int) -> float:
-    """user+system CPU seconds of a process and its descendants."""
-    total = 0.0
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-    return total
-
-
 # --- (b) the plain peer ---
 
 def peer_database(stack) -> str:
@@ -190,7 +178,7 @@ def run_peer(stack, url: str, tokens: list[str], locking: str, args) -> dict:
     seed_peer(url, args.stock)
     with peer_process(stack, url, locking, args.peer_pool) as (base_url, pid):
         def cpu_now():
-            return {**cpu_seconds(stack), "peer (uvicorn)": process_cpu(pid)}
+            return {**cpu_seconds(stack), "peer (uvicorn)": tree_cpu_seconds(pid)}
         out = load(base_url, PEER_PRODUCT, tokens, args.warmup, args.duration, cpu_now)
     out["store"] = peer_store(url)
     return out

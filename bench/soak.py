@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import math
 import os
 import sys
@@ -36,7 +35,7 @@ import time
 import httpx
 import psutil
 
-from bench._common import api_url, log_lines, percentile, private_stack
+from bench._common import api_url, log_lines, percentile, private_stack, tree_cpu_seconds
 from buyit.demo import Shoppers
 from buyit.processes import ChildDied
 
@@ -55,22 +54,11 @@ def cpu_seconds(stack) -> dict[str, float]:
     forks an autovacuum worker every minute and backends come and go); our own reaped children
     are the stack's processes themselves, so `bench` is this process alone.
     """
-    out = {child.name.removeprefix("dataflow-"): _tree_seconds(child.process.pid)
+    out = {child.name.removeprefix("dataflow-"): tree_cpu_seconds(child.process.pid)
            for child in stack.supervisor.children}
     t = psutil.Process().cpu_times()
     out[BENCH] = t.user + t.system
     return out
-
-
-def _tree_seconds(pid: int) -> float:
-    total = 0.0
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-    return total
 
 
 def cpu_percent(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
