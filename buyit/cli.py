@@ -8,9 +8,18 @@ from typing import Annotated
 
 import typer
 
+from buyit.processes import PortTaken
 from buyit.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help="BuyIt marketplace backend.")
+
+
+def _say(message: str, err: bool = False) -> None:
+    """Print, unless the terminal is gone (a closed tmux pane): shutting down matters more than saying so."""
+    try:
+        typer.echo(message, err=err)
+    except OSError:
+        pass
 
 
 def _run(port: int | None, demo: bool) -> None:
@@ -19,34 +28,49 @@ def _run(port: int | None, demo: bool) -> None:
     if port:
         settings = settings.model_copy(update={"buyit_api_port": port})
     stack = Stack(settings)
-    stopping = False
+    stopping, up = False, False
 
     def on_signal(signum, frame):
+        # Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all stop everything; while starting, abort the start
+        # (Stack.start stops what it began); a second signal never interrupts the shutdown.
         nonlocal stopping
+        if stopping:
+            return
         stopping = True
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    typer.echo("starting BuyIt (broker, Postgres, Valkey, localstripe, dataflows, API) ...")
-    stack.start()
-    url = settings.public_url
-    typer.echo(f"BuyIt is up: API {url}  docs {url}/docs  health {url}/health")
-    typer.echo(f"Kafka {','.join(stack.settings_for_children().brokers)}  data {stack.data}")
-    typer.echo("tokens: buyit token --user-id alice --role BUYER   (Ctrl-C stops everything)")
-    shoppers = None
-    if demo:
-        from buyit.demo import Shoppers
-        shoppers = Shoppers(url, settings, stripe_api_base=stack.env.get("STRIPE_API_BASE"))
-        shoppers.start()
+        if not up:
+            raise KeyboardInterrupt
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    _say("starting BuyIt (broker, Postgres, Valkey, localstripe, dataflows, API) ...")
     try:
+        stack.start()
+    except KeyboardInterrupt:
+        _say("stopped before it was up.")
+        raise typer.Exit(130)
+    except (PortTaken, RuntimeError) as err:
+        _say(f"cannot start: {err}", err=True)
+        raise typer.Exit(1)
+    up = True
+    url = settings.public_url
+    _say(f"BuyIt is up: API {url}  docs {url}/docs  health {url}/health")
+    _say(f"Kafka {','.join(stack.settings_for_children().brokers)}  data {stack.data}")
+    _say("tokens: buyit token --user-id alice --role BUYER   (Ctrl-C stops everything)")
+    shoppers = None
+    try:
+        if demo:
+            from buyit.demo import Shoppers
+            shoppers = Shoppers(url, settings, stripe_api_base=stack.env.get("STRIPE_API_BASE"))
+            shoppers.start()
         while not stopping:
             stack.supervisor.check_alive()
             time.sleep(0.5)
     finally:
+        stopping = True
         if shoppers:
             shoppers.stop()
-        typer.echo("stopping ...")
+        _say("stopping ...")
         stack.stop()
-        typer.echo("stopped.")
+        _say("stopped.")
 
 
 @app.command()

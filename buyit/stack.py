@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buyit.processes import Supervisor, free_port, port_open, wait_for
+from buyit.processes import Supervisor, claim_port, free_port, port_open, wait_for
 from buyit.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -70,6 +70,8 @@ class Stack:
             return
         from buyit.kafka import EmbeddedKafka
         port = self.settings.buyit_kafka_port
+        claim_port(port, "Apache Kafka", "BUYIT_KAFKA_PORT")
+        claim_port(self.settings.buyit_kafka_controller_port, "Kafka's controller", "BUYIT_KAFKA_CONTROLLER_PORT")
         kafka = EmbeddedKafka(home=self.settings.buyit_kafka_home, data=self.data / "kafka", port=port,
                               controller_port=self.settings.buyit_kafka_controller_port)
         kafka.prepare()
@@ -100,8 +102,9 @@ class Stack:
         if not (pgdata / "PG_VERSION").exists():
             subprocess.run([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "-U", "postgres",
                             "--auth=trust", "--encoding=utf8"], check=True, user=user, capture_output=True)
-        (pgdata / "postmaster.pid").unlink(missing_ok=True)  # left by a killed run; the port check guards us
         port = self.settings.buyit_pg_port
+        claim_port(port, "Postgres", "BUYIT_PG_PORT")
+        _clear_stale_postmaster_lock(pgdata)
         self.supervisor.start("postgres", [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-p", str(port),
                                            "-h", "127.0.0.1", "-k", str(pgdata), "-c", "fsync=on",
                                            "-c", "max_connections=200"], user=user)
@@ -122,6 +125,7 @@ class Stack:
         folder = self.data / "valkey"
         folder.mkdir(parents=True, exist_ok=True)
         port = self.settings.buyit_redis_port
+        claim_port(port, "Valkey", "BUYIT_REDIS_PORT")
         self.supervisor.start("valkey", [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
                                          "--dir", str(folder), "--appendonly", "yes", "--save", ""])
         wait_for(lambda: port_open(port), 30, "Valkey")
@@ -133,6 +137,7 @@ class Stack:
                 self.env["STRIPE_API_BASE"] = self.settings.stripe_api_base
             return
         port = self.settings.buyit_stripe_port
+        claim_port(port, "localstripe", "BUYIT_STRIPE_PORT")
         # --from-scratch: localstripe otherwise shares one pickle file in /tmp between instances
         self.supervisor.start("localstripe", [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"])
         wait_for(lambda: port_open(port), 30, "localstripe")
@@ -180,6 +185,7 @@ class Stack:
         """Start `BUYIT_API_PROCESSES` API processes (stateless replicas) and wait until each is healthy."""
         import httpx
         first = self.settings.buyit_api_port
+        claim_port(first, "the API", "BUYIT_API_PORT")
         self._api_ports = [first, *(free_port() for _ in range(self.settings.buyit_api_processes - 1))]
         for index, port in enumerate(self._api_ports):
             self.supervisor.start("api" if index == 0 else f"api-{index + 1}", [
@@ -190,3 +196,21 @@ class Stack:
                 self.supervisor.check_alive()
                 return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
             wait_for(healthy, 90, f"the API on port {port} to report healthy")
+
+
+def _clear_stale_postmaster_lock(pgdata: Path) -> None:
+    """Honour Postgres' own lock: refuse if its postmaster still runs on this data directory, else remove
+    the lock a killed run left (Postgres would refuse it when the old pid now belongs to another process)."""
+    import psutil
+    lock = pgdata / "postmaster.pid"
+    try:
+        pid = int(lock.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError, PermissionError):
+        return
+    try:
+        if "postgres" in psutil.Process(pid).name():
+            raise RuntimeError(f"Postgres (pid {pid}) still runs on {pgdata}: another `buyit up` uses this "
+                               f"data directory; stop it, or set BUYIT_DATA_DIR")
+    except psutil.NoSuchProcess:
+        pass
+    lock.unlink(missing_ok=True)

@@ -13,7 +13,10 @@ PNG = base64.b64decode(
 
 
 def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
-    """Call `probe` until it returns something truthy without raising; fail after `timeout` seconds."""
+    """Call `probe` until it returns something truthy without raising; fail after `timeout` seconds.
+
+    A probe that looks up what is not there yet (IndexError, KeyError) counts as not yet true: views
+    catch up with the decisions after the command was answered."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -22,7 +25,7 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
             if value:
                 return value
             last = value
-        except AssertionError as err:
+        except (AssertionError, LookupError) as err:
             last = err
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout}s: {what or probe}; last: {last!r}")

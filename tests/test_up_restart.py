@@ -96,6 +96,8 @@ class Up:
     def healthy(self, url: str) -> None:
         _wait(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200, 240, "GET /health = 200",
               self.proc, self.log, self.data)
+        _wait(lambda: "BuyIt is up" in self.log.read_text(), 60, "buyit up to say it is up", self.proc, self.log,
+              self.data)
 
     def terminate(self, timeout: float = 90) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -233,3 +235,85 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
         for up in started:
             up.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fresh(prefix: str) -> tuple[Path, Path, dict, str]:
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    data = tmp / "data"
+    ports = _ports()
+    env = {k: v for k, v in os.environ.items() if k.upper() not in EXTERNAL}
+    env.update(ports, BUYIT_DATA_DIR=str(data))
+    return tmp, data, env, f"http://127.0.0.1:{ports['BUYIT_API_PORT']}"
+
+
+def test_kill_9_orphans_nothing_a_restart_recovers_and_a_closed_terminal_stops_cleanly():
+    """`kill -9` of `buyit up` takes every child with it (parent-death signal); the next start takes over
+    the stale Postgres lock and Kafka's log; SIGHUP (a closed terminal) stops everything like SIGTERM."""
+    tmp, data, env, url = _fresh("buyit-kill9-")
+    settings = Settings(buyit_data_dir=data)
+    started: list[Up] = []
+    try:
+        first = Up(env, data, tmp / "up-1.log")
+        started.append(first)
+        first.healthy(url)
+        seller = httpx.Client(base_url=url, timeout=30,
+                              headers={"Authorization": f"Bearer {mint(settings, 'kill9-seller', 'SELLER')}"})
+        r = _settled(seller, seller.post("/api/catalog/products", json={
+            "sku": "KILL9-1", "name": "Survivor", "priceCents": 500, "currency": "USD", "status": "ACTIVE"}))
+        assert r.status_code == 201, r.text
+        pid = r.json()["productId"]
+        _wait(lambda: seller.get(f"/api/catalog/products/{pid}").status_code == 200, 30, "the product view",
+              first.proc, first.log, data)
+        tree = first.record_tree()
+        assert len(tree) >= 7, [p.name() for p in tree]
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        gone, alive = psutil.wait_procs(tree, timeout=15)
+        assert not alive, f"orphaned by kill -9: {[(p.pid, p.name()) for p in alive]}"
+        assert not _leftovers(data), _leftovers(data)
+
+        second = Up(env, data, tmp / "up-2.log")
+        started.append(second)
+        second.healthy(url)
+        r = seller.get(f"/api/catalog/products/{pid}")
+        assert r.status_code == 200 and r.json()["sku"] == "KILL9-1", r.text
+        tree = second.record_tree()
+        second.proc.send_signal(signal.SIGHUP)
+        try:
+            code = second.proc.wait(90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"buyit up did not exit within 90s of SIGHUP\n{_tails(second.log, data)}")
+        assert code == 0, _tails(second.log, data)
+        gone, alive = psutil.wait_procs(tree, timeout=10)
+        assert not alive, f"left running after SIGHUP: {[(p.pid, p.name()) for p in alive]}"
+        assert not _leftovers(data), _leftovers(data)
+        seller.close()
+    finally:
+        for up in started:
+            up.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_port_already_taken_is_refused_clearly_and_nothing_is_left():
+    import socket
+    tmp, data, env, url = _fresh("buyit-taken-")
+    taken = int(env["BUYIT_PG_PORT"])
+    up = None
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            up = Up(env, data, tmp / "up.log")
+            try:
+                code = up.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"buyit up kept running with its Postgres port taken\n{_tails(up.log, data)}")
+            out = up.log.read_text()
+            assert code == 1, out
+            assert f"port {taken} for Postgres is already in use" in out and "BUYIT_PG_PORT" in out, out
+            assert "Traceback" not in out, out
+            assert not _leftovers(data), _leftovers(data)
+        finally:
+            if up:
+                up.kill()
+            shutil.rmtree(tmp, ignore_errors=True)
