@@ -40,12 +40,25 @@ class Result:
                       p.get("message"), p.get("details") or {}, data.get("requestedBy"))
 
 
+class NotAcknowledged(RuntimeError):
+    """The broker did not acknowledge a command in time: the caller must not be told it was accepted."""
+
+
+def delivery_timeout_ms(ack_wait_s: float) -> int:
+    """The producer's message.timeout.ms: inside the API's wait for an acknowledgement, so a command the
+    API answered 503 for is never delivered later."""
+    # librdkafka checks message timeouts about once a second, so leave it that second and a half more.
+    return max(500, int(ack_wait_s * 1000) - 1500)
+
+
 class CommandBus:
     """One producer and one results consumer per API process."""
 
-    def __init__(self, brokers: list[str], wait_s: float):
-        self.wait_s = wait_s
-        self._producer = Producer(producer_config(brokers))
+    def __init__(self, brokers: list[str], wait_s: float, ack_wait_s: float = 5.0):
+        self.wait_s, self.ack_wait_s = wait_s, ack_wait_s
+        # A command the broker has not acknowledged when the API gives up waiting is answered 503, so it must
+        # never be delivered after that: the producer drops it (and reports so) before the API's wait ends.
+        self._producer = Producer(producer_config(brokers, **{"message.timeout.ms": delivery_timeout_ms(ack_wait_s)}))
         self._consumer = Consumer(consumer_config(brokers, "buyit-api"))
         self._waiters: dict[str, asyncio.Future] = {}
         self._recent: OrderedDict[str, Result] = OrderedDict()
@@ -85,25 +98,31 @@ class CommandBus:
         with self._lock:
             self._waiters[envelope.event_id] = future
         loop = self._loop
-        # Waiting for the answer, a success needs no report of its own (the answer proves it);
-        # only a failure wakes the request. Without waiting, the delivery report is the answer.
-        delivered = None if wait else loop.create_future()
+        # A delivery failure wakes the request at once; a success is only looked at if the answer is late:
+        # 202 ("accepted, not decided yet") is said only of a command the broker has acknowledged.
+        delivered = loop.create_future()
 
         def on_delivery(err, msg):
             if err is not None:
                 loop.call_soon_threadsafe(_settle, future, err)
-            if delivered is not None:
-                loop.call_soon_threadsafe(_settle, delivered, err)
+            loop.call_soon_threadsafe(_report, delivered, err)
         self._producer.produce(commands_topic(aggregate), envelope.encode(), key.encode(),
                                on_delivery=on_delivery)
+        started = loop.time()
         try:
-            if delivered is not None:
-                async with asyncio.timeout(15):
-                    await delivered
-                return None
-            async with asyncio.timeout(self.wait_s if timeout is None else timeout):
-                return await future
-        except TimeoutError:
+            if wait:
+                try:
+                    async with asyncio.timeout(self.wait_s if timeout is None else timeout):
+                        return await future
+                except TimeoutError:
+                    pass
+            try:  # no answer yet: "accepted" (202) only once the broker holds the command
+                async with asyncio.timeout(max(0.0, self.ack_wait_s - (loop.time() - started))):
+                    err = await delivered
+            except TimeoutError:
+                raise NotAcknowledged("the broker has not acknowledged the command") from None
+            if err is not None:
+                raise NotAcknowledged(f"could not produce the command: {err}")
             return None
         finally:
             with self._lock:
@@ -170,7 +189,13 @@ def _settle(future: asyncio.Future, err) -> None:
     if err is None:
         future.set_result(True)
     else:
-        future.set_exception(RuntimeError(f"could not produce the command: {err}"))
+        future.set_exception(NotAcknowledged(f"could not produce the command: {err}"))
+
+
+def _report(delivered: asyncio.Future, err) -> None:
+    """Record a delivery report: None once the broker holds the command, else the error."""
+    if not delivered.done():
+        delivered.set_result(err)
 
 
 def _settle_results(answered: list[tuple[asyncio.Future, Result]]) -> None:

@@ -14,6 +14,7 @@ from ingest_api.bus import CommandBus, Result
 from ingest_api.errors import ApiError, not_found
 from state.common import Actor
 
+RETRY_AFTER_S = 2
 _ID = re.compile(r"^[A-Za-z0-9_.:@|-]{1,128}$")
 
 
@@ -66,8 +67,9 @@ async def send(request: Request, aggregate: str, key: str, command) -> Result | 
     bus: CommandBus = request.app.state.bus
     try:
         return await bus.send(aggregate, key, command)
-    except RuntimeError as err:
-        raise ApiError(503, "unavailable", f"the command could not be accepted: {err}") from err
+    except RuntimeError as err:  # not acknowledged by the broker (or refused by it): nothing was accepted
+        raise ApiError(503, "unavailable", f"the command could not be accepted: {err}",
+                       retry_after=RETRY_AFTER_S) from err
 
 
 async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200,

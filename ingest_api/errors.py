@@ -44,8 +44,12 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({**exc.details, "error": exc.code, "message": exc.message}, exc.status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        details = dict(exc.details)
+        if "retry_after" in details:  # a header, not part of the body
+            headers["Retry-After"] = str(details.pop("retry_after"))
+        return JSONResponse({**details, "error": exc.code, "message": exc.message}, exc.status,
+                            headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
