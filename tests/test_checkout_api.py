@@ -134,6 +134,11 @@ class TestCheckout:
                           == "REFUND_PENDING")
         stock(seller, pid, soldQuantity=0, availableQuantity=5)
 
+    def test_an_event_for_a_payment_not_known_yet_is_refused_so_stripe_delivers_it_again(self, client, stack):
+        unknown = {"paymentId": "", "orderId": "order-not-known"}
+        r = post_event(client, stack, "payment_intent.succeeded", unknown, "pi_not_known_yet", 1000)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+
     def test_forged_webhooks_are_rejected(self, client, stack):
         seller, pid = listed_product(client, 5)
         buyer = client("BUYER")

@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from ingest_api.auth import BuyerOrAdmin, Caller
 from ingest_api.commands import checked_id, now
@@ -90,9 +89,11 @@ async def stripe_webhook(request: Request):
     if not payment_id:
         row = await request.app.state.reads.one("SELECT payment_id FROM payments WHERE intent_id = %s", intent_id)
         payment_id = row and row["payment_id"]
-    if not payment_id or not event_id:
+    if not event_id:
+        raise ApiError(400, "bad_request", "the Stripe event has no id")
+    if not payment_id:  # not 2xx: Stripe delivers it again, by when the payment may be known
         log.warning("Stripe event %s for unknown PaymentIntent %s", event_id, intent_id)
-        return JSONResponse({"received": True, "ignored": "unknown payment"}, 200)
+        raise ApiError(404, "not_found", f"no payment for PaymentIntent {intent_id!r} yet; deliver it again")
     command_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stripe-event:{event_id}"))
     if kind == "payment_intent.succeeded":
         command = CapturePayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
