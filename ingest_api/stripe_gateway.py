@@ -28,6 +28,16 @@ class StripeGateway:
             options={"idempotency_key": f"buyit-{payment_id}"})
         return intent.id, intent.client_secret
 
+    @retry(retry=retry_if_exception_type((stripe.APIConnectionError, stripe.RateLimitError)),
+           stop=stop_after_attempt(4), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+    def cancel_intent(self, intent_id: str) -> None:
+        """Cancel a PaymentIntent so its client secret can no longer be paid; one already cancelled is fine."""
+        try:
+            self._client.payment_intents.cancel(intent_id)
+        except stripe.InvalidRequestError:
+            if self._client.payment_intents.retrieve(intent_id).status != "canceled":
+                raise
+
     def verify(self, payload: bytes, signature: str | None) -> dict:
         """The webhook's event if its signature checks out (ValueError otherwise)."""
         if not signature:

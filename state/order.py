@@ -315,6 +315,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
                                    confirmed_at=command.now)]
         case ProcessShipment() | ShipShipment() | DeliverShipment():
             return _move_shipment(state, command)
+        case CancelOrder() if not may_manage(command.actor, state.buyer_id):
+            return not_found("order")  # another buyer's order is not theirs to know of
         case CancelOrder() if state.status == CANCELLED:
             return []
         case CancelOrder() if state.status != PENDING:

@@ -134,6 +134,35 @@ class TestCheckout:
                           == "REFUND_PENDING")
         stock(seller, pid, soldQuantity=0, availableQuantity=5)
 
+    def test_a_buyer_cancels_its_pending_order_and_its_intent_can_no_longer_be_paid(self, client, stack):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 2)
+        answer = checkout(buyer).json()
+        stock(seller, pid, allocatedQuantity=2)
+        path = f"/api/orders/{answer['orderId']}/cancel"
+        assert client("BUYER").post(path).status_code == 404  # another buyer's order
+        assert seller.post(path).status_code == 403
+        r = buyer.post(path)
+        assert r.status_code == 200 and r.json()["status"] == "CANCELLED", r.text
+        assert "clientSecret" not in r.json()
+        assert buyer.post(path).json()["status"] == "CANCELLED"  # again: the same answer
+        stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=5)
+        with pytest.raises(Exception, match="(?i)cancel|bad request"):
+            pay(stack, answer["clientSecret"])  # the client secret no longer takes a card
+        assert client("BUYER").post("/api/orders/no-such-order/cancel").status_code == 404
+
+    def test_only_a_pending_order_can_be_cancelled(self, client, stack):
+        seller, pid = listed_product(client, 5)
+        buyer = client("BUYER")
+        add(buyer, pid, 1)
+        answer = checkout(buyer).json()
+        pay(stack, answer["clientSecret"])
+        order_of(buyer, answer["orderId"], status="CONFIRMED")
+        r = buyer.post(f"/api/orders/{answer['orderId']}/cancel")
+        assert r.status_code == 409, r.text
+        stock(seller, pid, soldQuantity=1)
+
     def test_an_event_for_a_payment_not_known_yet_is_refused_so_stripe_delivers_it_again(self, client, stack):
         unknown = {"paymentId": "", "orderId": "order-not-known"}
         r = post_event(client, stack, "payment_intent.succeeded", unknown, "pi_not_known_yet", 1000)

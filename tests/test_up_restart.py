@@ -99,12 +99,13 @@ class Up:
         _wait(lambda: "BuyIt is up" in self.log.read_text(), 60, "buyit up to say it is up", self.proc, self.log,
               self.data)
 
-    def terminate(self, timeout: float = 90) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"buyit up did not exit within {timeout:.0f}s of SIGTERM\n{_tails(self.log, self.data)}")
+            pytest.fail(f"buyit up did not exit within {timeout:.0f}s of {signal.Signals(sig).name}\n"
+                        f"{_tails(self.log, self.data)}")
 
     def kill(self) -> None:
         """Last resort: kill `buyit up`'s group and every descendant ever recorded (pid reuse is checked)."""
@@ -124,6 +125,13 @@ class Up:
                 p.kill()
             except psutil.Error:
                 pass
+
+
+def _nothing_left(tree: list[psutil.Process], data: Path, after: str, timeout: float = 10) -> None:
+    """Every process `buyit up` had started is gone, and nothing else runs on its data directory."""
+    gone, alive = psutil.wait_procs(tree, timeout=timeout)
+    assert not alive, f"left running after {after}: {[(p.pid, p.name()) for p in alive]}"
+    assert not _leftovers(data), _leftovers(data)
 
 
 def _leftovers(data: Path) -> list[str]:
@@ -186,9 +194,7 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
         tree = first.record_tree()
         assert len(tree) >= 8, [p.name() for p in tree]
         assert first.terminate() == 0, _tails(first.log, data)
-        gone, alive = psutil.wait_procs(tree, timeout=10)
-        assert not alive, f"left running after SIGTERM: {[(p.pid, p.name()) for p in alive]}"
-        assert not _leftovers(data), _leftovers(data)
+        _nothing_left(tree, data, "SIGTERM")
 
         # --- second run over the same data: views and decision state are back ---
         second = Up(env, data, tmp / "up-2.log")
@@ -226,9 +232,7 @@ def test_sigterm_stops_everything_and_a_restart_keeps_the_state():
 
         tree = second.record_tree()
         assert second.terminate() == 0, _tails(second.log, data)
-        gone, alive = psutil.wait_procs(tree, timeout=10)
-        assert not alive, f"left running after SIGTERM: {[(p.pid, p.name()) for p in alive]}"
-        assert not _leftovers(data), _leftovers(data)
+        _nothing_left(tree, data, "SIGTERM")
         for http in (seller, shopper, orderer):
             http.close()
     finally:
@@ -266,11 +270,8 @@ def test_kill_9_orphans_nothing_a_restart_recovers_and_a_closed_terminal_stops_c
               first.proc, first.log, data)
         tree = first.record_tree()
         assert len(tree) >= 7, [p.name() for p in tree]
-        first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(10)
-        gone, alive = psutil.wait_procs(tree, timeout=15)
-        assert not alive, f"orphaned by kill -9: {[(p.pid, p.name()) for p in alive]}"
-        assert not _leftovers(data), _leftovers(data)
+        assert first.terminate(signal.SIGKILL, timeout=10) == -signal.SIGKILL
+        _nothing_left(tree, data, "kill -9", timeout=15)
 
         second = Up(env, data, tmp / "up-2.log")
         started.append(second)
@@ -278,15 +279,8 @@ def test_kill_9_orphans_nothing_a_restart_recovers_and_a_closed_terminal_stops_c
         r = seller.get(f"/api/catalog/products/{pid}")
         assert r.status_code == 200 and r.json()["sku"] == "KILL9-1", r.text
         tree = second.record_tree()
-        second.proc.send_signal(signal.SIGHUP)
-        try:
-            code = second.proc.wait(90)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"buyit up did not exit within 90s of SIGHUP\n{_tails(second.log, data)}")
-        assert code == 0, _tails(second.log, data)
-        gone, alive = psutil.wait_procs(tree, timeout=10)
-        assert not alive, f"left running after SIGHUP: {[(p.pid, p.name()) for p in alive]}"
-        assert not _leftovers(data), _leftovers(data)
+        assert second.terminate(signal.SIGHUP) == 0, _tails(second.log, data)
+        _nothing_left(tree, data, "SIGHUP")
         seller.close()
     finally:
         for up in started:

@@ -6,12 +6,15 @@ import logging
 import uuid
 from typing import Annotated
 
+import stripe
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from ingest_api.auth import BuyerOrAdmin, Caller
-from ingest_api.commands import checked_id, now
+from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from ingest_api.reads import json_value
+from state.order import CancelOrder
 from state.payment import CapturePayment, FailPayment
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,27 @@ async def _buyers(request: Request, table: str, key: str, value: str, actor) -> 
 async def get_order(request: Request, order_id: str, actor: Caller):
     """One order with its items and shipments (its buyer or an admin)."""
     return _public_order(await _buyers(request, "orders", "order_id", order_id, actor))
+
+
+@router.post("/api/orders/{order_id}/cancel")
+async def cancel_order(request: Request, order_id: str, actor: BuyerOrAdmin):
+    """Cancel a PENDING order (its buyer or an admin): its stock is released, and its PaymentIntent is
+    cancelled at Stripe so the client secret can no longer be paid."""
+    checked_id(order_id, "order")
+    command = CancelOrder(command_id=command_id(request, actor), now=now(), actor=actor, order_id=order_id,
+                          reason="cancelled_by_buyer")
+    result = await send(request, "order", order_id, command)
+    if result is None:
+        return pending(command.command_id)
+    if not result.ok:
+        raise refusal(result)
+    secret = result.body.get("clientSecret") or ""
+    if "_secret_" in secret:
+        try:
+            await run_in_threadpool(request.app.state.stripe.cancel_intent, secret.split("_secret_")[0])
+        except stripe.StripeError as err:  # the order stays cancelled; a capture that still lands is flagged
+            log.warning("could not cancel the PaymentIntent of order %s: %s", order_id, err)
+    return _public_order(result.body)
 
 
 @router.get("/api/payments/{payment_id}")

@@ -316,8 +316,9 @@ def confirm_order(*, now=LATER, command_id="confirm-order-1"):
     return order.ConfirmOrder(command_id=command_id, now=now, order_id=ORDER_ID, payment_id=PAYMENT_ID)
 
 
-def cancel_order(reason="payment_failed", *, now=LATER, command_id="cancel-order-1"):
-    return order.CancelOrder(command_id=command_id, now=now, order_id=ORDER_ID, reason=reason)
+def cancel_order(reason="payment_failed", *, actor=None, now=LATER, command_id="cancel-order-1"):
+    actor = {} if actor is None else {"actor": actor}  # none: the system's own cancellation
+    return order.CancelOrder(command_id=command_id, now=now, order_id=ORDER_ID, reason=reason, **actor)
 
 
 def process_shipment(seller_id=SELLER_ID, *, actor=None, now=LATER, shipment_key=None):

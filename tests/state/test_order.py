@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from state import cart, inventory, ledger, order, payment
-from state.common import Actor, Expire, Rejection, Stamp, derived_id
+from state.common import BUYER, Actor, Expire, Rejection, Stamp, derived_id
 from state.order import CANCELLED, CONFIRMED, DELIVERED, PENDING, PROCESSING, SHIPPED
 from tests.state.given import (AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW,
                                ORDER_CART_ID, ORDER_ID, OTHER_SELLER, OTHER_SELLER_ID, PAYMENT_ID,
@@ -229,6 +229,12 @@ class TestCancelOrder:
         pytest.param(S1_DELIVERED, cancel_order(), Rejected("invalid_transition", 409),
                      id="a_fulfilled_order_cannot_be_cancelled"),
         pytest.param([], cancel_order(), NOT_FOUND, id="an_unknown_order_is_not_found"),
+        pytest.param(PLACED, cancel_order("cancelled_by_buyer", actor=A_BUYER),
+                     [order_cancelled("cancelled_by_buyer")], id="its_buyer_cancels_a_pending_order"),
+        pytest.param(PLACED, cancel_order("cancelled_by_buyer", actor=AN_ADMIN),
+                     [order_cancelled("cancelled_by_buyer")], id="an_admin_cancels_a_pending_order"),
+        pytest.param(PLACED, cancel_order("cancelled_by_buyer", actor=Actor("buyer-2", BUYER)), NOT_FOUND,
+                     id="another_buyer_does_not_know_of_the_order"),
         pytest.param(PLACED, Expire(command_id="tick-1", now=LATER), INVALID, id="other_commands_are_invalid"),
     ])
     def test_decide(self, given, when, then):
