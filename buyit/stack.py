@@ -152,7 +152,7 @@ class Stack:
         httpx.post(f"{self.env['STRIPE_API_BASE']}/_config/webhooks/buyit",
                    data={"url": url, "secret": self.settings.stripe_webhook_secret}, timeout=10).raise_for_status()
 
-    def start_dataflows(self, names: tuple[str, ...] = ("decide", "project")) -> None:
+    def start_dataflows(self, names: tuple[str, ...] = ("decide", "project", "payments")) -> None:
         """Start the dataflows, each with recovery snapshots under the data directory.
 
         The decision dataflow runs as one Bytewax cluster of `BUYIT_DECIDE_PROCESSES` processes

@@ -13,7 +13,7 @@ from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
 from ingest_api.reads import Reads
 from ingest_api.routes import analytics, cart, catalog, checkout, inventory, ledger, orders, shipments, system, users
-from ingest_api.stripe_gateway import StripeGateway
+from sinks.stripe_gateway import StripeGateway
 
 
 def create_app() -> FastAPI:

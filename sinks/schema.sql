@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS payments (
     payment_id     text PRIMARY KEY,
     order_id       text NOT NULL,
     buyer_id       text NOT NULL,
-    state          text NOT NULL CHECK (state IN ('CREATED', 'CAPTURED', 'FAILED', 'REFUND_PENDING')),
+    state          text NOT NULL,
     amount_cents   bigint NOT NULL CHECK (amount_cents >= 0),
     currency       char(3) NOT NULL,
     intent_id      text NOT NULL,
@@ -107,11 +107,15 @@ CREATE TABLE IF NOT EXISTS payments (
     version        integer NOT NULL
 );
 CREATE INDEX IF NOT EXISTS payments_by_intent ON payments (intent_id);
+-- the states of api.md (a database made before refunds existed gets the wider check)
+ALTER TABLE payments DROP CONSTRAINT IF EXISTS payments_state_check;
+ALTER TABLE payments ADD CONSTRAINT payments_state_check
+    CHECK (state IN ('CREATED', 'CAPTURED', 'FAILED', 'CANCELLED', 'REFUND_PENDING', 'REFUNDED'));
 CREATE INDEX IF NOT EXISTS payments_by_order ON payments (order_id);
 
 CREATE TABLE IF NOT EXISTS ledger_transactions (
     transaction_id text PRIMARY KEY,
-    payment_id     text NOT NULL UNIQUE,
+    payment_id     text NOT NULL,
     order_id       text NOT NULL,
     currency       char(3) NOT NULL,
     debit_cents    bigint NOT NULL,
@@ -121,6 +125,8 @@ CREATE TABLE IF NOT EXISTS ledger_transactions (
     CHECK (debit_cents = credit_cents)
 );
 CREATE INDEX IF NOT EXISTS ledger_transactions_by_order ON ledger_transactions (order_id);
+-- a payment can cause several transactions (a sale; or the refund owed, then the refund)
+ALTER TABLE ledger_transactions DROP CONSTRAINT IF EXISTS ledger_transactions_payment_id_key;
 
 CREATE TABLE IF NOT EXISTS ledger_entries (
     transaction_id text NOT NULL,
@@ -152,5 +158,6 @@ EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
 
 INSERT INTO ledger_accounts (account_id, kind) VALUES
-    ('BUYER_EXTERNAL', 'EXTERNAL'), ('STRIPE_CLEARING', 'CLEARING'), ('BUYIT_REVENUE', 'REVENUE')
+    ('BUYER_EXTERNAL', 'EXTERNAL'), ('STRIPE_CLEARING', 'CLEARING'), ('BUYIT_REVENUE', 'REVENUE'),
+    ('REFUNDS_PAYABLE', 'REFUNDS_PAYABLE')
 ON CONFLICT (account_id) DO NOTHING;

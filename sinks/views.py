@@ -103,19 +103,19 @@ def _payment(state) -> list[Row]:
 
 
 def _ledger(state) -> list[Row]:
-    if state.transaction_id is None:
-        return []
     from state.ledger import DEBIT
-    debits = sum(e.amount_cents for e in state.entries if e.direction == DEBIT)
-    credits = sum(e.amount_cents for e in state.entries if e.direction != DEBIT)
-    out = [Row("ledger_transactions", ("transaction_id",), {
-        "transaction_id": state.transaction_id, "payment_id": state.payment_id, "order_id": state.order_id,
-        "currency": state.currency, "debit_cents": debits, "credit_cents": credits, "posted_at": state.posted_at,
-        "version": state.version})]
-    out += [Row("ledger_entries", ("transaction_id", "seq"), {
-        "transaction_id": state.transaction_id, "seq": seq, "account_id": e.account_id, "direction": e.direction,
-        "amount_cents": e.amount_cents, "currency": state.currency}, guarded=False)
-        for seq, e in enumerate(state.entries)]
+    out = []
+    for posted in state.transactions:
+        debits = sum(e.amount_cents for e in posted.entries if e.direction == DEBIT)
+        credits = sum(e.amount_cents for e in posted.entries if e.direction != DEBIT)
+        out.append(Row("ledger_transactions", ("transaction_id",), {
+            "transaction_id": posted.transaction_id, "payment_id": posted.payment_id, "order_id": posted.order_id,
+            "currency": posted.currency, "debit_cents": debits, "credit_cents": credits,
+            "posted_at": posted.posted_at, "version": state.version}))
+        out += [Row("ledger_entries", ("transaction_id", "seq"), {
+            "transaction_id": posted.transaction_id, "seq": seq, "account_id": e.account_id,
+            "direction": e.direction, "amount_cents": e.amount_cents, "currency": posted.currency}, guarded=False)
+            for seq, e in enumerate(posted.entries)]
     return out
 
 

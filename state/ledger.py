@@ -1,4 +1,9 @@
-"""The double-entry ledger: one balanced transaction per captured payment, keyed by payment id."""
+"""The double-entry ledger, keyed by payment id: the balanced transactions one payment causes.
+
+A capture for a confirmed order posts its sale (the spec's split). A capture that lands on a
+cancelled order posts the cash received and the refund owed instead (no seller is credited), and
+the refund, once Stripe made it, settles what is owed. Each kind is posted at most once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from state.user import payable_account
 
 DEBIT, CREDIT = "DEBIT", "CREDIT"
 BUYER_EXTERNAL, STRIPE_CLEARING, BUYIT_REVENUE = "BUYER_EXTERNAL", "STRIPE_CLEARING", "BUYIT_REVENUE"
+REFUNDS_PAYABLE = "REFUNDS_PAYABLE"
+SALE, REFUND_OWED, REFUND = "sale", "refund-owed", "refund"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,27 @@ class PostSale(Command):
 
 
 @message
+class PostRefundOwed(Command):
+    """Money captured for an order that was cancelled: it is owed back to the buyer."""
+
+    payment_id: str
+    order_id: str
+    currency: str
+    amount_cents: int
+
+
+@message
+class PostRefund(Command):
+    """Stripe refunded the buyer: what was owed is paid out."""
+
+    payment_id: str
+    order_id: str
+    currency: str
+    amount_cents: int
+    refund_id: str
+
+
+@message
 class LedgerTransactionPosted(Event):
     transaction_id: str
     payment_id: str
@@ -42,13 +70,19 @@ class LedgerTransactionPosted(Event):
 
 @dataclass(frozen=True)
 class Ledger:
-    transaction_id: str | None = None
-    payment_id: str = ""
+    payment_id: str | None = None
     order_id: str = ""
     currency: str = ""
-    entries: tuple[Entry, ...] = ()
-    posted_at: datetime | None = None
+    transactions: tuple[LedgerTransactionPosted, ...] = ()
     version: int = 0
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """Every entry of every transaction, in the order they were posted."""
+        return tuple(e for t in self.transactions for e in t.entries)
+
+    def posted(self, kind: str) -> bool:
+        return any(t.transaction_id == derived_id(self.payment_id or "", kind) for t in self.transactions)
 
 
 def initial_state() -> Ledger:
@@ -65,6 +99,17 @@ def sale_entries(total_cents: int, seller_subtotals, fee_bps: int) -> tuple[Entr
     return tuple(entries)
 
 
+def refund_owed_entries(amount_cents: int) -> tuple[Entry, ...]:
+    """Cash received into clearing, and out of it to what the buyer is owed: no seller, no fee."""
+    return (Entry(BUYER_EXTERNAL, DEBIT, amount_cents), Entry(STRIPE_CLEARING, CREDIT, amount_cents),
+            Entry(STRIPE_CLEARING, DEBIT, amount_cents), Entry(REFUNDS_PAYABLE, CREDIT, amount_cents))
+
+
+def refund_entries(amount_cents: int) -> tuple[Entry, ...]:
+    """What was owed goes back to the buyer."""
+    return (Entry(REFUNDS_PAYABLE, DEBIT, amount_cents), Entry(BUYER_EXTERNAL, CREDIT, amount_cents))
+
+
 def balanced(entries) -> bool:
     debits = sum(e.amount_cents for e in entries if e.direction == DEBIT)
     credits = sum(e.amount_cents for e in entries if e.direction == CREDIT)
@@ -73,8 +118,8 @@ def balanced(entries) -> bool:
 
 def decide(state: Ledger, command: Command) -> list[Event] | Rejection:
     match command:
-        case PostSale() if state.transaction_id is not None:
-            return []  # one transaction per payment, however often the capture is reported
+        case PostSale() if state.posted(SALE) or state.posted(REFUND_OWED):
+            return []  # one sale per payment, however often the capture is reported
         case PostSale() if command.total_cents < 0 or any(s < 0 for _, s in command.seller_subtotals):
             return invalid("amounts must not be negative")
         case PostSale() if sum(s for _, s in command.seller_subtotals) != command.total_cents:
@@ -83,10 +128,26 @@ def decide(state: Ledger, command: Command) -> list[Event] | Rejection:
             return invalid("fee must be between 0 and 10000 basis points")
         case PostSale():
             entries = sale_entries(command.total_cents, command.seller_subtotals, command.fee_bps)
-            return [LedgerTransactionPosted(transaction_id=derived_id(command.payment_id, "sale"),
-                                            payment_id=command.payment_id, order_id=command.order_id,
-                                            currency=command.currency, entries=entries, posted_at=command.now)]
+            return [_posted(command, SALE, entries)]
+        case PostRefundOwed() | PostRefund() if command.amount_cents < 0:
+            return invalid("amounts must not be negative")
+        case PostRefundOwed() if state.posted(REFUND_OWED) or state.posted(SALE):
+            return []  # owed once; a sold order's money is not owed back through this path
+        case PostRefundOwed():
+            return [_posted(command, REFUND_OWED, refund_owed_entries(command.amount_cents))]
+        case PostRefund() if state.posted(REFUND):
+            return []
+        case PostRefund() if not state.posted(REFUND_OWED):
+            return invalid("nothing is owed to the buyer of this payment")
+        case PostRefund():
+            return [_posted(command, REFUND, refund_entries(command.amount_cents))]
     return invalid(f"the ledger does not handle {type(command).__name__}")
+
+
+def _posted(command, kind: str, entries: tuple[Entry, ...]) -> LedgerTransactionPosted:
+    return LedgerTransactionPosted(transaction_id=derived_id(command.payment_id, kind), payment_id=command.payment_id,
+                                   order_id=command.order_id, currency=command.currency, entries=entries,
+                                   posted_at=command.now)
 
 
 def evolve(state: Ledger, event: Event) -> Ledger:
@@ -94,19 +155,23 @@ def evolve(state: Ledger, event: Event) -> Ledger:
         case LedgerTransactionPosted():
             check(balanced(event.entries), "a ledger transaction's debits equal its credits")
             check(all(e.amount_cents >= 0 for e in event.entries), "entry amounts are never negative")
-            return replace(state, transaction_id=event.transaction_id, payment_id=event.payment_id,
-                           order_id=event.order_id, currency=event.currency, entries=event.entries,
-                           posted_at=event.posted_at, version=state.version + 1)
+            return replace(state, payment_id=event.payment_id, order_id=event.order_id, currency=event.currency,
+                           transactions=state.transactions + (event,), version=state.version + 1)
     return replace(state, version=state.version + 1)
 
 
-def view(state: Ledger) -> dict | None:
-    if state.transaction_id is None:
-        return None
-    return {"transactionId": state.transaction_id, "paymentId": state.payment_id, "orderId": state.order_id,
-            "currency": state.currency, "postedAt": state.posted_at.isoformat() if state.posted_at else None,
+def transaction_view(posted: LedgerTransactionPosted) -> dict:
+    return {"transactionId": posted.transaction_id, "paymentId": posted.payment_id, "orderId": posted.order_id,
+            "currency": posted.currency, "postedAt": posted.posted_at.isoformat() if posted.posted_at else None,
             "entries": [{"accountId": e.account_id, "direction": e.direction, "amountCents": e.amount_cents}
-                        for e in state.entries]}
+                        for e in posted.entries]}
+
+
+def view(state: Ledger) -> dict | None:
+    if not state.transactions:
+        return None
+    return {"paymentId": state.payment_id, "orderId": state.order_id, "currency": state.currency,
+            "transactions": [transaction_view(t) for t in state.transactions]}
 
 
 AGGREGATE = Aggregate("ledger", initial_state, decide, evolve, view)

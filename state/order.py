@@ -168,6 +168,7 @@ class OrderCancelled(Event):
     cancelled_at: datetime
     product_id: str | None = None
     available: int | None = None
+    intent_id: str | None = None  # the PaymentIntent the payments worker cancels at Stripe
 
     def rejection(self) -> Rejection | None:
         if self.reason == "allocation_failed":
@@ -292,7 +293,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
             return []
         case FailAllocation():
             return [OrderCancelled(order_id=state.order_id, reason="allocation_failed", cancelled_at=command.now,
-                                   product_id=command.product_id, available=command.available)]
+                                   product_id=command.product_id, available=command.available,
+                                   intent_id=state.intent_id)]
         case AttachPayment() if not may_manage(command.actor, state.buyer_id):
             return forbidden("not this buyer's order")
         case AttachPayment() if state.status == CANCELLED:
@@ -322,7 +324,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case CancelOrder() if state.status != PENDING:
             return Rejection("invalid_transition", f"a {state.status} order cannot be cancelled", 409)
         case CancelOrder():
-            return [OrderCancelled(order_id=state.order_id, reason=command.reason, cancelled_at=command.now)]
+            return [OrderCancelled(order_id=state.order_id, reason=command.reason, cancelled_at=command.now,
+                                   intent_id=state.intent_id)]
     return invalid(f"orders do not handle {type(command).__name__}")
 
 

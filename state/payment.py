@@ -7,7 +7,7 @@ from datetime import datetime
 
 from state.common import Aggregate, Command, Event, Rejection, Stamp, invalid, message, not_found
 
-CREATED, CAPTURED, FAILED, REFUND_PENDING = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING"
+CREATED, CAPTURED, FAILED, REFUND_PENDING, REFUNDED = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING", "REFUNDED"
 
 
 @message
@@ -45,6 +45,14 @@ class FailPayment(Command):
 class FlagForRefund(Command):
     payment_id: str
     reason: str
+
+
+@message
+class SettleRefund(Command):
+    """Stripe refunded the payment (the payments worker's refund, or the `charge.refunded` webhook)."""
+
+    payment_id: str
+    refund_id: str
 
 
 @message
@@ -88,6 +96,18 @@ class PaymentFlaggedForRefund(Event):
     amount_cents: int
     reason: str
     flagged_at: datetime
+    intent_id: str = ""  # what the payments worker refunds
+    currency: str = ""
+
+
+@message
+class PaymentRefunded(Event):
+    payment_id: str
+    order_id: str
+    amount_cents: int
+    currency: str
+    refund_id: str
+    refunded_at: datetime
 
 
 @message
@@ -117,6 +137,8 @@ class Payment:
     created_at: datetime | None = None
     captured_at: datetime | None = None
     failed_at: datetime | None = None
+    refund_id: str | None = None
+    refunded_at: datetime | None = None
     version: int = 0
 
 
@@ -159,12 +181,23 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
             return [PaymentFailed(payment_id=state.payment_id, order_id=state.order_id,
                                   stripe_event_id=command.stripe_event_id, reason=command.reason,
                                   failed_at=command.now)]
-        case FlagForRefund() if state.state == REFUND_PENDING:
+        case FlagForRefund() if state.state in (REFUND_PENDING, REFUNDED):
             return []
+        case FlagForRefund() if state.state != CAPTURED:
+            return invalid("only captured money can be refunded")
         case FlagForRefund():
             return [PaymentFlaggedForRefund(payment_id=state.payment_id, order_id=state.order_id,
                                             amount_cents=state.amount_cents, reason=command.reason,
-                                            flagged_at=command.now)]
+                                            flagged_at=command.now, intent_id=state.intent_id,
+                                            currency=state.currency)]
+        case SettleRefund() if state.state == REFUNDED:
+            return []
+        case SettleRefund() if state.state != REFUND_PENDING:
+            return Rejection("invalid_transition", f"a {state.state} payment has no refund to settle", 409)
+        case SettleRefund():
+            return [PaymentRefunded(payment_id=state.payment_id, order_id=state.order_id,
+                                    amount_cents=state.amount_cents, currency=state.currency,
+                                    refund_id=command.refund_id, refunded_at=command.now)]
     return invalid(f"payments do not handle {type(command).__name__}")
 
 
@@ -201,14 +234,25 @@ def evolve(state: Payment, event: Event) -> Payment:
                           stripe_events=state.stripe_events | {event.stripe_event_id})
         case PaymentFlaggedForRefund():
             new = replace(state, state=REFUND_PENDING, refund_reason=event.reason)
+        case PaymentRefunded():
+            new = replace(state, state=REFUNDED, refund_id=event.refund_id, refunded_at=event.refunded_at)
         case _:
             new = state
     return replace(new, version=state.version + 1)
 
 
 def react(event: Event, state: Payment, stamp: Stamp) -> list:
-    from state import order
+    from state import ledger, order
     match event:
+        case PaymentFlaggedForRefund():
+            return [("ledger", event.payment_id, ledger.PostRefundOwed(
+                command_id=stamp.id("post-refund-owed"), now=stamp.now, payment_id=event.payment_id,
+                order_id=event.order_id, currency=state.currency, amount_cents=event.amount_cents))]
+        case PaymentRefunded():
+            return [("ledger", event.payment_id, ledger.PostRefund(
+                command_id=stamp.id("post-refund"), now=stamp.now, payment_id=event.payment_id,
+                order_id=event.order_id, currency=event.currency, amount_cents=event.amount_cents,
+                refund_id=event.refund_id))]
         case PaymentCaptured():
             return [("order", event.order_id, order.ConfirmOrder(
                 command_id=stamp.id("confirm-order"), now=stamp.now, order_id=event.order_id,
@@ -228,7 +272,8 @@ def view(state: Payment) -> dict | None:
             "state": state.state, "amountCents": state.amount_cents, "currency": state.currency,
             "paymentIntentId": state.intent_id, "clientSecret": state.client_secret,
             "refundReason": state.refund_reason, "createdAt": when(state.created_at),
-            "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at), "version": state.version}
+            "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at),
+            "refundId": state.refund_id, "refundedAt": when(state.refunded_at), "version": state.version}
 
 
 AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react)

@@ -16,6 +16,13 @@ def pay(stack, client_secret: str) -> str:
     return pay_with_test_card(stack.env["STRIPE_API_BASE"], stack.settings.stripe_api_key, client_secret)
 
 
+def stripe_client(stack):
+    """The Stripe SDK pointed at the stack's localstripe, to look at what BuyIt did there."""
+    import stripe
+    return stripe.StripeClient(stack.settings.stripe_api_key,
+                               base_addresses={"api": stack.env["STRIPE_API_BASE"]}, max_network_retries=0)
+
+
 def signed_event(secret: str, kind: str, intent_id: str, payment_id: str, order_id: str, amount: int,
                  event_id: str | None = None, timestamp: int | None = None) -> tuple[bytes, str]:
     """A webhook body and its `Stripe-Signature` header, signed the way Stripe signs."""

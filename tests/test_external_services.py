@@ -28,7 +28,7 @@ def test_a_stack_on_external_kafka_postgres_redis_and_stripe():
                                       database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"],
                                       stripe_api_base=env["STRIPE_API_BASE"]))
         inside.start()
-        assert {c.name for c in inside.supervisor.children} == {"dataflow-decide", "dataflow-project", "api"}
+        assert {c.name for c in inside.supervisor.children} == {"dataflow-decide", "dataflow-project", "dataflow-payments", "api"}
 
         seller = Client(inside, f"seller-{uuid.uuid4().hex[:8]}", "SELLER")
         pid = seller.post("/api/catalog/products", json={"sku": "X-1", "name": "External", "priceCents": 500,

@@ -53,12 +53,23 @@ async def checkout(request: Request, actor: BuyerOrAdmin):
         intent_id=intent_id, client_secret=client_secret))
     if attached is None or (not attached.ok and attached.error == "not_ready"):
         return pending(cid)
+    if not attached.ok and attached.error == "order_cancelled":
+        # cancelled while the intent was being made (its buyer, or expiry): the order never learnt of
+        # this intent, so the payments worker cannot cancel it; do it here
+        await run_in_threadpool(_cancel_quietly, request.app.state.stripe, intent_id)
     if not attached.ok:
         raise refusal(attached)
     body = attached.body
     return JSONResponse({"orderId": body["orderId"], "paymentId": body["paymentId"],
                          "clientSecret": body["clientSecret"],
                          "checkoutUrl": f"{settings.public_url}/checkout/{body['paymentId']}"}, 201)
+
+
+def _cancel_quietly(gateway, intent_id: str) -> None:
+    try:
+        gateway.cancel_intent(intent_id)
+    except stripe.StripeError as err:
+        log.warning("could not cancel the unused PaymentIntent %s: %s", intent_id, err)
 
 
 @router.get("/checkout/{payment_id}", include_in_schema=False, response_class=HTMLResponse)

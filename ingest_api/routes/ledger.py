@@ -11,7 +11,7 @@ from ingest_api.errors import forbidden, not_found
 router = APIRouter(prefix="/api/ledger", tags=["ledger"])
 
 # Payables and revenue grow with credits; the buyer's external account and Stripe clearing with debits.
-CREDIT_NORMAL = ("SELLER_PAYABLE", "REVENUE")
+CREDIT_NORMAL = ("SELLER_PAYABLE", "REVENUE", "REFUNDS_PAYABLE")
 
 
 @router.get("/accounts/{account_id}")

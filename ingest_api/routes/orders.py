@@ -6,16 +6,14 @@ import logging
 import uuid
 from typing import Annotated
 
-import stripe
 from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from ingest_api.auth import BuyerOrAdmin, Caller
 from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from ingest_api.reads import json_value
 from state.order import CancelOrder
-from state.payment import CapturePayment, FailPayment
+from state.payment import CapturePayment, FailPayment, SettleRefund
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
@@ -66,8 +64,8 @@ async def get_order(request: Request, order_id: str, actor: Caller):
 
 @router.post("/api/orders/{order_id}/cancel")
 async def cancel_order(request: Request, order_id: str, actor: BuyerOrAdmin):
-    """Cancel a PENDING order (its buyer or an admin): its stock is released, and its PaymentIntent is
-    cancelled at Stripe so the client secret can no longer be paid."""
+    """Cancel a PENDING order (its buyer or an admin): its stock is released, and the payments worker
+    cancels its PaymentIntent at Stripe so the client secret can no longer be paid."""
     checked_id(order_id, "order")
     command = CancelOrder(command_id=command_id(request, actor), now=now(), actor=actor, order_id=order_id,
                           reason="cancelled_by_buyer")
@@ -76,12 +74,6 @@ async def cancel_order(request: Request, order_id: str, actor: BuyerOrAdmin):
         return pending(command.command_id)
     if not result.ok:
         raise refusal(result)
-    secret = result.body.get("clientSecret") or ""
-    if "_secret_" in secret:
-        try:
-            await run_in_threadpool(request.app.state.stripe.cancel_intent, secret.split("_secret_")[0])
-        except stripe.StripeError as err:  # the order stays cancelled; a capture that still lands is flagged
-            log.warning("could not cancel the PaymentIntent of order %s: %s", order_id, err)
     return _public_order(result.body)
 
 
@@ -94,7 +86,8 @@ async def get_payment(request: Request, payment_id: str, actor: Caller):
 
 @router.post("/api/payments/webhooks/stripe")
 async def stripe_webhook(request: Request):
-    """Stripe's signed events: `payment_intent.succeeded` captures, `payment_intent.payment_failed` fails.
+    """Stripe's signed events: `payment_intent.succeeded` captures, `payment_intent.payment_failed` fails,
+    `charge.refunded` settles a refund.
 
     Each Stripe event becomes one command whose id derives from the event id, so
     any number of deliveries has one effect. Unknown event types are acknowledged.
@@ -105,11 +98,13 @@ async def stripe_webhook(request: Request):
     except ValueError as err:
         raise ApiError(400, "invalid_signature", f"the webhook signature does not verify: {err}") from err
     kind = event.get("type")
-    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+    if kind not in ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"):
         return {"received": True, "ignored": kind}
-    intent = (event.get("data") or {}).get("object") or {}
-    intent_id, event_id = str(intent.get("id", "")), str(event.get("id", ""))
-    payment_id = (intent.get("metadata") or {}).get("paymentId")
+    obj = (event.get("data") or {}).get("object") or {}
+    # a charge names its PaymentIntent; a PaymentIntent is one
+    intent_id = str(obj.get("payment_intent") or "") if kind == "charge.refunded" else str(obj.get("id", ""))
+    event_id = str(event.get("id", ""))
+    payment_id = (obj.get("metadata") or {}).get("paymentId")
     if not payment_id:
         row = await request.app.state.reads.one("SELECT payment_id FROM payments WHERE intent_id = %s", intent_id)
         payment_id = row and row["payment_id"]
@@ -121,9 +116,13 @@ async def stripe_webhook(request: Request):
     command_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stripe-event:{event_id}"))
     if kind == "payment_intent.succeeded":
         command = CapturePayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
-                                 intent_id=intent_id, amount_cents=intent.get("amount_received") or intent.get("amount"))
+                                 intent_id=intent_id, amount_cents=obj.get("amount_received") or obj.get("amount"))
+    elif kind == "charge.refunded":
+        refunds = ((obj.get("refunds") or {}).get("data") or [{}])
+        command = SettleRefund(command_id=command_id, now=now(), payment_id=payment_id,
+                               refund_id=str(refunds[0].get("id") or obj.get("id") or event_id))
     else:
-        error = intent.get("last_payment_error") or {}
+        error = obj.get("last_payment_error") or {}
         command = FailPayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
                               intent_id=intent_id, reason=str(error.get("message") or error.get("code") or "failed"))
     try:

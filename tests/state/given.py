@@ -356,9 +356,10 @@ def order_confirmed(*, confirmed_at=LATER):
     return order.OrderConfirmed(order_id=ORDER_ID, payment_id=PAYMENT_ID, confirmed_at=confirmed_at)
 
 
-def order_cancelled(reason="payment_failed", *, cancelled_at=LATER, product_id=None, available=None):
+def order_cancelled(reason="payment_failed", *, cancelled_at=LATER, product_id=None, available=None,
+                    intent_id=None):
     return order.OrderCancelled(order_id=ORDER_ID, reason=reason, cancelled_at=cancelled_at, product_id=product_id,
-                                available=available)
+                                available=available, intent_id=intent_id)
 
 
 def payment_after_cancellation(*, at=LATER):

@@ -8,7 +8,7 @@ import pytest
 
 from state import ledger, money
 from state.common import Expire, InvariantBroken, derived_id
-from state.ledger import BUYER_EXTERNAL, BUYIT_REVENUE, CREDIT, DEBIT, STRIPE_CLEARING, Entry
+from state.ledger import BUYER_EXTERNAL, BUYIT_REVENUE, CREDIT, DEBIT, REFUNDS_PAYABLE, STRIPE_CLEARING, Entry
 from tests.state.given import (INVALID, LATER, NOW, ORDER_ID, PAYMENT_ID, assert_outcome, decide, fold,
                                post_sale, sale_posted)
 
@@ -177,12 +177,12 @@ class TestState:
 
     def test_a_posted_transaction_is_held_at_version_one(self):
         state = fold(ledger, POSTED)
-        assert (state.transaction_id, state.payment_id, state.order_id, state.currency, state.entries,
-                state.posted_at, state.version) == (derived_id(PAYMENT_ID, "sale"), PAYMENT_ID, ORDER_ID, "USD",
-                                                    tuple(ODD_ENTRIES), LATER, 1)
+        assert (state.payment_id, state.order_id, state.currency, state.entries, state.version) == (
+            PAYMENT_ID, ORDER_ID, "USD", tuple(ODD_ENTRIES), 1)
+        assert [t.transaction_id for t in state.transactions] == [derived_id(PAYMENT_ID, "sale")]
 
     def test_view(self):
-        assert ledger.view(fold(ledger, [sale_posted(SPEC_ENTRIES)])) == {
+        assert ledger.view(fold(ledger, [sale_posted(SPEC_ENTRIES)]))["transactions"] == [{
             "transactionId": derived_id(PAYMENT_ID, "sale"), "paymentId": PAYMENT_ID, "orderId": ORDER_ID,
             "currency": "USD", "postedAt": "2025-03-01T12:05:00+00:00",
             "entries": [
@@ -193,4 +193,52 @@ class TestState:
                 {"accountId": "BUYIT_REVENUE", "direction": "CREDIT", "amountCents": 800},
                 {"accountId": "STRIPE_CLEARING", "direction": "DEBIT", "amountCents": 2000},
                 {"accountId": "SELLER_PAYABLE_456", "direction": "CREDIT", "amountCents": 1800},
-                {"accountId": "BUYIT_REVENUE", "direction": "CREDIT", "amountCents": 200}]}
+                {"accountId": "BUYIT_REVENUE", "direction": "CREDIT", "amountCents": 200}]}]
+
+
+def refund_owed(amount=7667, *, command_id="owed-1"):
+    return ledger.PostRefundOwed(command_id=command_id, now=LATER, payment_id=PAYMENT_ID, order_id=ORDER_ID,
+                                 currency="USD", amount_cents=amount)
+
+
+def refund(amount=7667, *, command_id="refund-1"):
+    return ledger.PostRefund(command_id=command_id, now=LATER, payment_id=PAYMENT_ID, order_id=ORDER_ID,
+                             currency="USD", amount_cents=amount, refund_id="re_1")
+
+
+def posted(kind, entries):
+    return ledger.LedgerTransactionPosted(transaction_id=derived_id(PAYMENT_ID, kind), payment_id=PAYMENT_ID,
+                                          order_id=ORDER_ID, currency="USD", entries=tuple(entries), posted_at=LATER)
+
+
+OWED_ENTRIES = [Entry(BUYER_EXTERNAL, DEBIT, 7667), Entry(STRIPE_CLEARING, CREDIT, 7667),
+                Entry(STRIPE_CLEARING, DEBIT, 7667), Entry(REFUNDS_PAYABLE, CREDIT, 7667)]
+REFUND_ENTRIES = [Entry(REFUNDS_PAYABLE, DEBIT, 7667), Entry(BUYER_EXTERNAL, CREDIT, 7667)]
+OWED = [posted("refund-owed", OWED_ENTRIES)]
+
+
+class TestRefunds:
+    """A capture that lands on a cancelled order: cash received and owed back, then paid back; no seller credited."""
+
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param([], refund_owed(), OWED, id="the_cash_received_is_owed_back"),
+        pytest.param(OWED, refund_owed(command_id="owed-2"), [], id="owed_once"),
+        pytest.param(POSTED, refund_owed(), [], id="a_sold_order_owes_nothing_through_this_path"),
+        pytest.param(OWED, ODD_SALE, [], id="money_owed_back_is_never_also_a_sale"),
+        pytest.param(OWED, refund(), [posted("refund", REFUND_ENTRIES)], id="the_refund_pays_what_was_owed"),
+        pytest.param([*OWED, posted("refund", REFUND_ENTRIES)], refund(command_id="refund-2"), [],
+                     id="paid_once"),
+        pytest.param([], refund(), INVALID, id="a_refund_of_nothing_owed_is_invalid"),
+        pytest.param([], refund_owed(-1), INVALID, id="a_negative_amount_is_invalid"),
+    ])
+    def test_decide(self, given, when, then):
+        assert_outcome(decide(ledger, given, when), then)
+
+    def test_after_the_refund_nothing_is_owed_and_no_seller_or_revenue_moved(self):
+        state = fold(ledger, [*OWED, posted("refund", REFUND_ENTRIES)])
+        net = {}
+        for e in state.entries:
+            net[e.account_id] = net.get(e.account_id, 0) + (e.amount_cents if e.direction == DEBIT else -e.amount_cents)
+        assert net == {BUYER_EXTERNAL: 0, STRIPE_CLEARING: 0, REFUNDS_PAYABLE: 0}
+        assert [t["transactionId"] for t in ledger.view(state)["transactions"]] == [
+            derived_id(PAYMENT_ID, "refund-owed"), derived_id(PAYMENT_ID, "refund")]

@@ -219,8 +219,8 @@ class TestCancelOrder:
     @pytest.mark.parametrize("given, when, then", [
         pytest.param(PLACED, cancel_order("payment_unavailable"), [order_cancelled("payment_unavailable")],
                      id="a_pending_order_is_cancelled_with_its_reason"),
-        pytest.param(ATTACHED, cancel_order("payment_failed"), [order_cancelled("payment_failed")],
-                     id="a_failed_payment_cancels"),
+        pytest.param(ATTACHED, cancel_order("payment_failed"), [order_cancelled("payment_failed", intent_id="pi_1")],
+                     id="a_failed_payment_cancels_naming_the_intent_to_cancel_at_stripe"),
         pytest.param(ALLOCATED, cancel_order("payment_timeout"), [order_cancelled("payment_timeout")],
                      id="an_expired_allocation_cancels"),
         pytest.param(CANCELLED_UNPAID, cancel_order("payment_timeout"), [], id="cancelling_again_is_a_no_op"),

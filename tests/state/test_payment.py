@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from state import payment as p
+from state.common import Stamp
 from tests.state.given import fold
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,3 +60,58 @@ def test_a_parked_capture_applies_when_the_payment_opens():
     final = fold(p, [p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id="evt_1",
                                          intent_id="pi_1", reason=""), *outcome])
     assert final.state == p.CAPTURED and final.version == 3
+
+
+CAPTURED = [opened(), p.PaymentCaptured(payment_id="pay", order_id="o", buyer_id="b", amount_cents=7667,
+                                        currency="USD", stripe_event_id="evt_1", captured_at=NOW)]
+FLAGGED = [*CAPTURED, p.PaymentFlaggedForRefund(payment_id="pay", order_id="o", amount_cents=7667,
+                                                reason="order_cancelled", flagged_at=NOW, intent_id="pi_1",
+                                                currency="USD")]
+
+
+def flag() -> p.FlagForRefund:
+    return p.FlagForRefund(command_id="flag", now=NOW, payment_id="pay", reason="order_cancelled")
+
+
+def settle(refund_id="re_1") -> p.SettleRefund:
+    return p.SettleRefund(command_id=f"settle-{refund_id}", now=NOW, payment_id="pay", refund_id=refund_id)
+
+
+@pytest.mark.parametrize("given, when, then", [
+    pytest.param(CAPTURED, flag(), ["PaymentFlaggedForRefund"], id="captured_money_is_flagged_for_refund"),
+    pytest.param(FLAGGED, flag(), [], id="flagged_once"),
+    pytest.param([opened()], flag(), ["invalid"], id="money_never_captured_is_not_refunded"),
+    pytest.param(FLAGGED, settle(), ["PaymentRefunded"], id="a_refund_settles_what_was_flagged"),
+    pytest.param([*FLAGGED, p.PaymentRefunded(payment_id="pay", order_id="o", amount_cents=7667, currency="USD",
+                                              refund_id="re_1", refunded_at=NOW)],
+                 settle("re_1"), [], id="settled_once_whichever_report_comes_second"),
+    pytest.param(CAPTURED, settle(), ["invalid_transition"], id="nothing_to_settle_for_a_kept_capture"),
+    pytest.param([opened()], settle(), ["invalid_transition"], id="nothing_to_settle_before_a_capture"),
+])
+def test_refunds(given, when, then):
+    assert kinds(p.decide(fold(p, given), when)) == then
+
+
+def test_the_flag_names_the_intent_and_the_books_hear_of_the_refund_owed_then_paid():
+    state = fold(p, CAPTURED)
+    [flagged] = p.decide(state, flag())
+    assert (flagged.intent_id, flagged.amount_cents, flagged.currency) == ("pi_1", 7667, "USD")
+    stamp = Stamp(NOW, "cause")
+    [(aggregate, key, owed)] = p.react(flagged, fold(p, FLAGGED), stamp)
+    assert (aggregate, key, type(owed).__name__, owed.amount_cents) == ("ledger", "pay", "PostRefundOwed", 7667)
+    [refunded] = p.decide(fold(p, FLAGGED), settle())
+    final = fold(p, [*FLAGGED, refunded])
+    assert (final.state, final.refund_id) == (p.REFUNDED, "re_1")
+    [(aggregate, key, paid)] = p.react(refunded, final, stamp)
+    assert (aggregate, type(paid).__name__, paid.amount_cents, paid.refund_id) == ("ledger", "PostRefund", 7667,
+                                                                                     "re_1")
+
+
+def test_what_is_owed_to_stripe():
+    from state.order import OrderCancelled
+    from state.stripe_actions import CancelIntent, RefundCapture, owed_to_stripe
+    assert owed_to_stripe(OrderCancelled(order_id="o", reason="cancelled_by_buyer", cancelled_at=NOW,
+                                         intent_id="pi_1")) == CancelIntent("o", "pi_1")
+    assert owed_to_stripe(OrderCancelled(order_id="o", reason="allocation_failed", cancelled_at=NOW)) is None
+    assert owed_to_stripe(FLAGGED[-1]) == RefundCapture("pay", "o", "pi_1", 7667)
+    assert owed_to_stripe(CAPTURED[-1]) is None

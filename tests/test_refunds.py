@@ -1,0 +1,116 @@
+"""Issue 10: money is never stranded. The payments worker cancels a cancelled order's PaymentIntent at
+Stripe, and refunds (once, booked in the ledger) money that still lands on a cancelled order."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinks.stripe_gateway import StripeGateway
+from tests.helpers import eventually, read_topic
+from tests.payments import pay, signed_event, stripe_client
+from tests.test_cart_api import add, listed_product, stock
+from tests.test_checkout_api import checkout, order_of
+
+pytestmark = pytest.mark.integration
+
+
+def _dead_letters(stack) -> list[dict]:
+    return read_topic(stack.settings_for_children().brokers, "dead.letters")
+
+
+def intent_status(stack, intent_id: str) -> str:
+    return stripe_client(stack).v1.payment_intents.retrieve(intent_id).status
+
+
+def transactions(admin, order_id: str) -> list[dict]:
+    return admin.get("/api/ledger/transactions", params={"orderId": order_id}).json()["items"]
+
+
+def balance(admin, account_id: str) -> int:
+    return admin.get(f"/api/ledger/accounts/{account_id}").json()["balanceCents"]
+
+
+def test_a_cancelled_order_s_intent_is_cancelled_at_stripe_so_its_secret_takes_no_card(client, stack):
+    seller, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    add(buyer, pid, 2)
+    answer = checkout(buyer).json()
+    intent_id = answer["clientSecret"].split("_secret_")[0]
+    assert intent_status(stack, intent_id) == "requires_payment_method"
+    assert buyer.post(f"/api/orders/{answer['orderId']}/cancel").status_code == 200
+    eventually(lambda: intent_status(stack, intent_id) == "canceled", what="the intent cancelled at Stripe")
+    with pytest.raises(Exception):
+        pay(stack, answer["clientSecret"])
+    stock(seller, pid, allocatedQuantity=0, availableQuantity=5, soldQuantity=0)
+
+
+def test_a_failed_payment_cancels_the_intent_too(client, stack):
+    _, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    add(buyer, pid, 1)
+    answer = checkout(buyer).json()
+    intent_id = answer["clientSecret"].split("_secret_")[0]
+    body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.payment_failed", intent_id,
+                             answer["paymentId"], answer["orderId"], 1000)
+    r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+    assert r.status_code == 200, r.text
+    order_of(buyer, answer["orderId"], status="CANCELLED")
+    eventually(lambda: intent_status(stack, intent_id) == "canceled", what="the failed order's intent cancelled")
+
+
+def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client, stack):
+    """The race Stripe allows: the buyer pays after the order was cancelled, before the worker cancelled
+    the intent (here: while the worker is down). The capture is kept, owed back, refunded when the
+    worker is back, and no seller is credited."""
+    seller, pid = listed_product(client, 5, price_cents=2500)
+    buyer, admin = client("BUYER"), client("ADMIN")
+    add(buyer, pid, 2)
+    answer = checkout(buyer).json()
+    order_id, payment_id = answer["orderId"], answer["paymentId"]
+    intent_id = answer["clientSecret"].split("_secret_")[0]
+    stack.supervisor.stop_one("dataflow-payments")
+    try:
+        assert buyer.post(f"/api/orders/{order_id}/cancel").status_code == 200
+        pay(stack, answer["clientSecret"])  # localstripe captures and sends payment_intent.succeeded
+        eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUND_PENDING",
+                   what="the late capture flagged for refund")
+        [owed] = eventually(lambda: transactions(admin, order_id), what="the refund owed in the ledger")
+        assert [(e["accountId"], e["direction"], e["amountCents"]) for e in owed["entries"]] == [
+            ("BUYER_EXTERNAL", "DEBIT", 5000), ("STRIPE_CLEARING", "CREDIT", 5000),
+            ("STRIPE_CLEARING", "DEBIT", 5000), ("REFUNDS_PAYABLE", "CREDIT", 5000)]
+        assert stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data == []
+    finally:
+        stack.start_dataflows(("payments",))
+    try:
+        payment = eventually(lambda: (p := buyer.get(f"/api/payments/{payment_id}").json())["state"] == "REFUNDED"
+                             and p, what="the refund settled")
+    except AssertionError as err:
+        raise AssertionError(f"{err}\ndead letters: {_dead_letters(stack)}") from None
+    refunds = stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
+    assert [(r.id, r.amount) for r in refunds] == [(payment["refundId"], 5000)]
+    txs = eventually(lambda: len(t := transactions(admin, order_id)) == 2 and t, what="the refund in the ledger")
+    refund = next(t for t in txs if t["transactionId"] != owed["transactionId"])
+    assert [(e["accountId"], e["direction"], e["amountCents"]) for e in refund["entries"]] == [
+        ("REFUNDS_PAYABLE", "DEBIT", 5000), ("BUYER_EXTERNAL", "CREDIT", 5000)]
+    # nothing was sold, nobody was paid for it
+    assert order_of(buyer, order_id)["status"] == "CANCELLED"
+    stock(seller, pid, soldQuantity=0, allocatedQuantity=0, availableQuantity=5)
+    seller.post("/api/users/me")
+    account = f"SELLER_PAYABLE_{seller.user_id}"
+    assert eventually(lambda: seller.get(f"/api/ledger/accounts/{account}").status_code == 200)
+    assert balance(seller, account) == 0
+
+
+def test_a_refund_asked_for_twice_is_made_once(client, stack):
+    """A replay after a crash asks again: Stripe sees one refund (localstripe ignores idempotency keys, so
+    the gateway looks for its own refund first)."""
+    _, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    add(buyer, pid, 1)
+    answer = checkout(buyer).json()
+    pay(stack, answer["clientSecret"])
+    intent_id = answer["clientSecret"].split("_secret_")[0]
+    gateway = StripeGateway(stack.settings_for_children())
+    first = gateway.refund(intent_id, 1000, answer["paymentId"])
+    assert gateway.refund(intent_id, 1000, answer["paymentId"]) == first
+    assert len(stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data) == 1
