@@ -1,12 +1,16 @@
-"""The payments worker: the one place that calls Stripe after checkout, driven by events.
+"""The payments worker: the one place that calls Stripe for an order, driven by events.
 
-It reads `order.events` and `payment.events`; an order cancelled for any reason (payment failure,
-allocation expiry, its buyer) gets its PaymentIntent cancelled, and money captured for a cancelled
-order is refunded, the refund then reported back as a `SettleRefund` command. The calls happen
-here, outside any replayable decision, and each is safe to repeat (the gateway finds an earlier
-refund of ours; cancelling twice is fine), so a recovery that replays a few events changes nothing
-at Stripe. Transient Stripe errors are retried with backoff for minutes; what Stripe refuses for
-good goes to `dead.letters` with the reason.
+It reads `order.events` and `payment.events`. An order whose stock is all allocated gets its
+PaymentIntent (idempotency key from the payment id), attached to the order with `AttachPayment`;
+if Stripe refuses for good, the order is cancelled (`payment_creation_failed`). An order cancelled
+for any reason (payment failure, allocation expiry, its buyer) gets its intent cancelled, and so
+does an intent the order did not take. Money captured for a cancelled order is refunded and
+reported back as `SettleRefund`. The calls happen here, outside any replayable decision, and each
+is safe to repeat, so a recovery that replays a few events changes nothing at Stripe. Transient
+Stripe errors are retried with backoff for minutes; other refusals go to `dead.letters`.
+
+The checkout request waits for the answer to `payment_attempt(payment_id)`, the correlation id of
+the attach (or of the cancellation when the intent could not be made).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from sinks.stripe_gateway import TRANSIENT, StripeGateway
 from state.common import derived_id
+from state.order import AttachPayment, CancelOrder
 from state.payment import SettleRefund
-from state.stripe_actions import CancelIntent, RefundCapture, owed_to_stripe
+from state.stripe_actions import CancelIntent, CreateIntent, RefundCapture, owed_to_stripe, payment_attempt
 
 log = logging.getLogger(__name__)
 TOPICS = (events_topic("order"), events_topic("payment"))
@@ -43,10 +48,31 @@ def parse(record: Record) -> tuple[Record, CancelIntent | RefundCapture | None] 
         return dead_letter("undecodable_event", record.topic, record.key, record.value, str(err))
 
 
-# On top of the gateway's quick retries: Stripe down for a while holds the worker (in order) for
-# up to five minutes before the call is dead-lettered, to be replayed from there.
-_patiently = retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(300),
-                   wait=wait_exponential(multiplier=1, max=15), reraise=True)
+def _patiently(call):
+    """On top of the gateway's quick retries: Stripe down for a while holds the worker (in order) for up
+    to `BUYIT_STRIPE_PATIENCE_S` before the call is given up (dead-lettered, or the order cancelled)."""
+    from buyit.settings import get_settings
+    return retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(get_settings().buyit_stripe_patience_s),
+                 wait=wait_exponential(multiplier=1, max=15), reraise=True)(call)
+
+
+def _command(aggregate: str, key: str, command, correlation_id: str | None = None) -> Output:
+    return (commands_topic(aggregate), key, command_envelope(command, key, correlation_id).encode())
+
+
+def _create(gateway: StripeGateway, action: CreateIntent) -> Output:
+    attempt = payment_attempt(action.payment_id)
+    try:
+        intent_id = _patiently(gateway.create_intent)(action.order_id, action.payment_id, action.amount_cents,
+                                                      action.currency)
+    except stripe.StripeError as err:  # refused for good, or down for minutes: the buyer must not wait on it
+        log.warning("no PaymentIntent for order %s: %s", action.order_id, err)
+        cancel = CancelOrder(command_id=derived_id(action.payment_id, "payment-creation-failed"),
+                             now=datetime.now(UTC), order_id=action.order_id, reason="payment_creation_failed")
+        return _command("order", action.order_id, cancel, attempt)
+    attach = AttachPayment(command_id=derived_id(action.payment_id, f"attach/{intent_id}"), now=datetime.now(UTC),
+                           order_id=action.order_id, payment_id=action.payment_id, intent_id=intent_id)
+    return _command("order", action.order_id, attach, attempt)
 
 
 def perform(gateway: StripeGateway, item) -> list[Output]:
@@ -56,6 +82,8 @@ def perform(gateway: StripeGateway, item) -> list[Output]:
     record, action = item
     try:
         match action:
+            case CreateIntent():
+                return [_create(gateway, action)]
             case CancelIntent():
                 status = _patiently(gateway.cancel_intent)(action.intent_id)
                 log.info("PaymentIntent %s of cancelled order %s: %s", action.intent_id, action.order_id, status)
@@ -64,8 +92,7 @@ def perform(gateway: StripeGateway, item) -> list[Output]:
                 refund_id = _patiently(gateway.refund)(action.intent_id, action.amount_cents, action.payment_id)
                 settle = SettleRefund(command_id=derived_id(action.payment_id, "settle-refund"), now=datetime.now(UTC),
                                       payment_id=action.payment_id, refund_id=refund_id)
-                envelope = command_envelope(settle, action.payment_id)
-                return [(commands_topic("payment"), action.payment_id, envelope.encode())]
+                return [_command("payment", action.payment_id, settle)]
     except stripe.StripeError as err:
         return [dead_letter("stripe_refused", record.topic, record.key, record.value, f"{type(err).__name__}: {err}")]
     return []

@@ -40,10 +40,12 @@ def checked_id(value: str, what: str) -> str:
     return value
 
 
-def pending(command_id: str) -> JSONResponse:
+def pending(command_id: str, **known) -> JSONResponse:
+    """202: accepted, the result is not in yet; poll `Location`. `known`: ids the caller can already use."""
     location = f"/api/commands/{command_id}"
     return JSONResponse({"error": "pending", "message": "accepted; the result is not in yet",
-                         "commandId": command_id, "location": location}, 202, headers={"Location": location})
+                         "commandId": command_id, "location": location, **known}, 202,
+                        headers={"Location": location})
 
 
 def refusal(result: Result) -> ApiError:

@@ -26,13 +26,19 @@ class StripeGateway:
         self._secret = settings.stripe_webhook_secret
 
     @_retried
-    def create_intent(self, order_id: str, payment_id: str, amount_cents: int, currency: str) -> tuple[str, str]:
-        """One PaymentIntent per payment: the payment id is the idempotency key, so a retry cannot charge twice."""
+    def create_intent(self, order_id: str, payment_id: str, amount_cents: int, currency: str) -> str:
+        """One PaymentIntent per payment (its id): the payment id is the idempotency key, so a retry cannot
+        charge twice."""
         intent = self._client.v1.payment_intents.create(
             params={"amount": amount_cents, "currency": currency.lower(), "payment_method_types": ["card"],
                     "metadata": {"orderId": order_id, "paymentId": payment_id}},
             options={"idempotency_key": f"buyit-{payment_id}"})
-        return intent.id, intent.client_secret
+        return intent.id
+
+    @_retried
+    def client_secret(self, intent_id: str) -> str:
+        """The secret a buyer's browser confirms the intent with: fetched when asked, never stored by us."""
+        return self._client.v1.payment_intents.retrieve(intent_id).client_secret
 
     @_retried
     def cancel_intent(self, intent_id: str) -> str:

@@ -72,12 +72,12 @@ class FailAllocation(Command):
 
 @message
 class AttachPayment(Command):
-    """From the edge, after Stripe created the PaymentIntent for this order."""
+    """From the payments worker, after Stripe created the PaymentIntent for this order. Its client
+    secret stays out of the log: the API fetches it from Stripe for the buyer."""
 
     order_id: str
     payment_id: str
     intent_id: str
-    client_secret: str
 
 
 @message
@@ -141,9 +141,12 @@ class ItemAllocated(Event):
 
 @message
 class OrderAllocated(Event):
-    """Every item is held: the order can be paid."""
+    """Every item is held: the order can be paid (the payments worker creates its PaymentIntent)."""
 
     order_id: str
+    payment_id: str = ""
+    amount_cents: int = 0
+    currency: str = ""
 
 
 @message
@@ -151,7 +154,23 @@ class OrderPaymentAttached(Event):
     order_id: str
     payment_id: str
     intent_id: str
-    client_secret: str
+
+
+@message
+class PaymentIntentUnused(Event):
+    """A PaymentIntent the order will not use (it was cancelled meanwhile, or another intent came
+    first): the payments worker cancels it at Stripe."""
+
+    order_id: str
+    intent_id: str
+    reason: str  # "order_cancelled" or "superseded"
+    cancel_reason: str | None = None
+
+    def rejection(self) -> Rejection | None:
+        if self.reason == "order_cancelled":
+            return Rejection("order_cancelled", f"the order was cancelled ({self.cancel_reason})", 409,
+                             {"orderId": self.order_id, "reason": self.cancel_reason})
+        return None
 
 
 @message
@@ -219,7 +238,6 @@ class Order:
     currency: str = ""
     fee_bps: int = 0
     intent_id: str | None = None
-    client_secret: str | None = None
     expires_at: datetime | None = None
     created_at: datetime | None = None
     confirmed_at: datetime | None = None
@@ -287,7 +305,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case ConfirmAllocation():
             events: list[Event] = [ItemAllocated(order_id=state.order_id, reservation_id=command.reservation_id)]
             if state.allocated | {command.reservation_id} >= {i.reservation_id for i in state.items}:
-                events.append(OrderAllocated(order_id=state.order_id))
+                events.append(OrderAllocated(order_id=state.order_id, payment_id=state.payment_id,
+                                             amount_cents=state.total_cents, currency=state.currency))
             return events
         case FailAllocation() if state.status != PENDING:
             return []
@@ -297,16 +316,18 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
                                    intent_id=state.intent_id)]
         case AttachPayment() if not may_manage(command.actor, state.buyer_id):
             return forbidden("not this buyer's order")
+        case AttachPayment() if state.intent_id == command.intent_id:
+            return []
         case AttachPayment() if state.status == CANCELLED:
-            return Rejection("order_cancelled", f"the order was cancelled ({state.cancel_reason})", 409,
-                             {"orderId": state.order_id, "reason": state.cancel_reason})
-        case AttachPayment() if state.intent_id is not None:
-            return []  # the first PaymentIntent stands; retries get its client secret
+            return [PaymentIntentUnused(order_id=state.order_id, intent_id=command.intent_id,
+                                        reason="order_cancelled", cancel_reason=state.cancel_reason)]
+        case AttachPayment() if state.intent_id is not None:  # the first PaymentIntent stands
+            return [PaymentIntentUnused(order_id=state.order_id, intent_id=command.intent_id, reason="superseded")]
         case AttachPayment() if not state.allocated_all:
             return Rejection("not_ready", "the order's items are still being allocated", 409)
         case AttachPayment():
             return [OrderPaymentAttached(order_id=state.order_id, payment_id=command.payment_id,
-                                         intent_id=command.intent_id, client_secret=command.client_secret)]
+                                         intent_id=command.intent_id)]
         case ConfirmOrder() if state.status == CANCELLED:
             return [PaymentAfterCancellation(order_id=state.order_id, payment_id=command.payment_id,
                                              at=command.now)]
@@ -375,7 +396,7 @@ def evolve(state: Order, event: Event) -> Order:
         case OrderAllocated():
             new = replace(state, allocated_all=True)
         case OrderPaymentAttached():
-            new = replace(state, intent_id=event.intent_id, client_secret=event.client_secret)
+            new = replace(state, intent_id=event.intent_id)
         case OrderConfirmed():
             new = replace(state, status=CONFIRMED, provisional=False, confirmed_at=event.confirmed_at,
                           expires_at=None)
@@ -407,7 +428,7 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
             return [("payment", event.payment_id, payment.OpenPayment(
                 command_id=stamp.id("open-payment"), now=stamp.now, payment_id=event.payment_id,
                 order_id=state.order_id, buyer_id=state.buyer_id, amount_cents=state.total_cents,
-                currency=state.currency, intent_id=event.intent_id, client_secret=event.client_secret))]
+                currency=state.currency, intent_id=event.intent_id))]
         case OrderConfirmed():
             return [*[("inventory", i.product_id, inventory.ConfirmSale(
                         command_id=stamp.id(f"sell/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
@@ -460,7 +481,7 @@ def view(state: Order) -> dict | None:
             "items": [_item(i) for i in state.items],
             "shipments": [{k: v for k, v in shipment_view(state, s).items() if k not in ("orderId", "items")}
                           for s in state.shipments],
-            "paymentId": state.payment_id, "clientSecret": state.client_secret,
+            "paymentId": state.payment_id, "paymentIntentId": state.intent_id,
             "createdAt": _when(state.created_at), "confirmedAt": _when(state.confirmed_at),
             "cancelledAt": _when(state.cancelled_at), "cancelReason": state.cancel_reason,
             "version": state.version}

@@ -18,7 +18,6 @@ class OpenPayment(Command):
     amount_cents: int
     currency: str
     intent_id: str
-    client_secret: str
 
 
 @message
@@ -63,7 +62,6 @@ class PaymentCreated(Event):
     amount_cents: int
     currency: str
     intent_id: str
-    client_secret: str
     created_at: datetime
 
 
@@ -129,7 +127,6 @@ class Payment:
     amount_cents: int = 0
     currency: str = ""
     intent_id: str = ""
-    client_secret: str = ""
     state: str = CREATED
     stripe_events: frozenset = frozenset()
     refund_reason: str | None = None
@@ -154,7 +151,7 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
             created = PaymentCreated(payment_id=command.payment_id, order_id=command.order_id,
                                      buyer_id=command.buyer_id, amount_cents=command.amount_cents,
                                      currency=command.currency, intent_id=command.intent_id,
-                                     client_secret=command.client_secret, created_at=command.now)
+                                     created_at=command.now)
             return [created, *_unpark(evolve(state, created), command)]
         case (CapturePayment() | FailPayment()) if state.payment_id is None:
             if any(p.stripe_event_id == command.stripe_event_id for p in state.parked):
@@ -222,7 +219,7 @@ def evolve(state: Payment, event: Event) -> Payment:
         case PaymentCreated():
             new = Payment(payment_id=event.payment_id, order_id=event.order_id, buyer_id=event.buyer_id,
                           amount_cents=event.amount_cents, currency=event.currency, intent_id=event.intent_id,
-                          client_secret=event.client_secret, created_at=event.created_at, parked=state.parked,
+                          created_at=event.created_at, parked=state.parked,
                           version=state.version)
         case StripeEventParked():
             new = replace(state, parked=state.parked + (event,))
@@ -270,7 +267,7 @@ def view(state: Payment) -> dict | None:
     when = lambda v: v.isoformat() if v else None  # noqa: E731
     return {"paymentId": state.payment_id, "orderId": state.order_id, "buyerId": state.buyer_id,
             "state": state.state, "amountCents": state.amount_cents, "currency": state.currency,
-            "paymentIntentId": state.intent_id, "clientSecret": state.client_secret,
+            "paymentIntentId": state.intent_id,
             "refundReason": state.refund_reason, "createdAt": when(state.created_at),
             "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at),
             "refundId": state.refund_id, "refundedAt": when(state.refunded_at), "version": state.version}

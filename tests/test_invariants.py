@@ -106,7 +106,7 @@ class Market:
             self.intents[order_id] = intent
             w.send("order", order_id, order.AttachPayment(
                 command_id=new_id(w), now=w.now, actor=Actor(held.buyer_id, BUYER), order_id=order_id,
-                payment_id=held.payment_id, intent_id=intent, client_secret=f"{intent}_secret"))
+                payment_id=held.payment_id, intent_id=intent))
 
     def webhook(self) -> None:
         """Stripe: success mostly, failure sometimes, each event delivered up to three times."""

@@ -46,3 +46,36 @@ def test_202_then_poll_for_the_result(impatient_stack):
     other = Client(impatient_stack, f"seller-{uuid.uuid4().hex[:8]}", "SELLER")
     assert other.get(r.headers["Location"]).status_code == 404  # not another caller's answer
     assert Client(impatient_stack, "admin-1", "ADMIN").get(r.headers["Location"]).status_code == 200
+
+
+def _done(caller, response):
+    """The answer to a request, polled through its Location when it was 202."""
+    if response.status_code != 202:
+        return response
+    return eventually(lambda: (p := caller.get(response.headers["Location"])).status_code != 202 and p,
+                      what=f"the result of {response.request.url}")
+
+
+def test_a_checkout_answered_202_can_still_be_paid(impatient_stack):
+    """The request ended before the intent existed: the order shows its buyer the client secret once the
+    payments worker made it, and paying it confirms the order."""
+    from tests.payments import pay
+    seller = Client(impatient_stack, f"seller-{uuid.uuid4().hex[:8]}", "SELLER")
+    made = _done(seller, seller.post("/api/catalog/products", json={
+        "sku": "P-2", "name": "Paid later", "priceCents": 700, "currency": "USD", "status": "ACTIVE"}))
+    pid = made.json()["productId"]
+    eventually(lambda: seller.get(f"/api/inventory/stock/{pid}").status_code == 200, what="stock created")
+    assert _done(seller, seller.put("/api/inventory/stock", json={"productId": pid, "totalQuantity": 3})).is_success
+    buyer = Client(impatient_stack, f"buyer-{uuid.uuid4().hex[:8]}", "BUYER")
+    assert _done(buyer, buyer.post("/api/cart/items", json={"productId": pid, "quantity": 2})).status_code == 200
+    r = buyer.post("/api/cart/checkout")
+    assert r.status_code == 202, r.text
+    order_id, payment_id = r.json()["orderId"], r.json()["paymentId"]
+    order = eventually(lambda: (o := buyer.get(f"/api/orders/{order_id}")).status_code == 200
+                       and o.json().get("clientSecret") and o.json(), what="the order with its client secret")
+    assert order["status"] == "PENDING" and order["paymentId"] == payment_id and order["totalCents"] == 1400
+    admin = Client(impatient_stack, "admin-1", "ADMIN")
+    assert "clientSecret" not in admin.get(f"/api/orders/{order_id}").json()  # the buyer's alone
+    pay(impatient_stack, order["clientSecret"])
+    eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CONFIRMED", what="order paid")
+    assert "clientSecret" not in buyer.get(f"/api/orders/{order_id}").json()  # paid: nothing left to confirm

@@ -114,3 +114,66 @@ def test_a_refund_asked_for_twice_is_made_once(client, stack):
     first = gateway.refund(intent_id, 1000, answer["paymentId"])
     assert gateway.refund(intent_id, 1000, answer["paymentId"]) == first
     assert len(stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data) == 1
+
+
+def test_client_secrets_stay_out_of_the_log_and_the_views(client, stack):
+    """A client secret pays for the order: it lives at Stripe and goes only to the buyer."""
+    import json
+
+    import psycopg
+    _, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    add(buyer, pid, 1)
+    answer = checkout(buyer).json()
+    secret = answer["clientSecret"]
+    assert "_secret_" in secret
+    assert order_of(buyer, answer["orderId"])["clientSecret"] == secret  # fetched for its buyer
+    pay(stack, secret)
+    order_of(buyer, answer["orderId"], status="CONFIRMED")
+    brokers = stack.settings_for_children().brokers
+    topics = [f"{a}.{kind}" for a in ("order", "payment", "ledger", "cart") for kind in ("commands", "events")]
+    for topic in [*topics, "command.results", "dead.letters"]:
+        records = json.dumps(read_topic(brokers, topic))
+        assert secret not in records and "_secret_" not in records, topic
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        for table in ("orders", "payments"):
+            [[found]] = conn.execute(f"SELECT count(*) FROM {table} WHERE strpos(body::text, '_secret_') > 0").fetchall()
+            assert found == 0, table
+
+
+@pytest.fixture(scope="module")
+def stripe_down_stack():
+    """A stack whose Stripe does not answer (nothing listens at its address), and a worker that gives up fast."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from buyit.processes import free_port
+    from buyit.stack import Stack
+    from tests.conftest import test_settings
+    data = Path(tempfile.mkdtemp(prefix="buyit-nostripe-"))
+    running = Stack(test_settings(data, stripe_api_base=f"http://127.0.0.1:{free_port()}",
+                                  buyit_stripe_patience_s=1.0)).start()
+    yield running
+    running.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_stripe_unreachable_at_checkout_cancels_the_order_and_releases_its_stock(stripe_down_stack):
+    import uuid
+
+    from tests.conftest import Client
+
+    def make(role=None):
+        return Client(stripe_down_stack, f"{role.lower()}-{uuid.uuid4().hex[:8]}", role) if role else \
+            Client(stripe_down_stack)
+    seller, pid = listed_product(make, 4)
+    buyer = make("BUYER")
+    assert add(buyer, pid, 3).status_code == 201
+    r = checkout(buyer)
+    assert r.status_code == 502 and r.json()["error"] == "payment_unavailable", r.text
+    order = order_of(buyer, r.json()["orderId"], status="CANCELLED")
+    assert order["cancelReason"] == "payment_creation_failed"
+    stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=4)
+    assert eventually(lambda: buyer.get("/api/cart").json()["cartId"] is None, what="the cart let go")
+    assert add(buyer, pid, 1).status_code == 201  # the buyer can shop again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import stripe
 from fastapi import APIRouter, Request
@@ -11,11 +12,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from buyit.settings import get_settings
 from ingest_api.auth import BuyerOrAdmin
-from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
+from ingest_api.commands import RETRY_AFTER_S, checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
+from ingest_api.reads import json_value
 from state.cart import Checkout
 from state.common import derived_id
-from state.order import AttachPayment, CancelOrder
+from state.stripe_actions import payment_attempt
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["checkout"])
@@ -25,51 +27,54 @@ router = APIRouter(tags=["checkout"])
 async def checkout(request: Request, actor: BuyerOrAdmin):
     """One order (one shipment per seller), every item hard-allocated, one PaymentIntent for the total.
 
-    Retrying with the same `Idempotency-Key` returns the same order and client secret.
+    The payments worker creates the intent once the stock is allocated; this waits for it (within the
+    command wait, else `202`: the order shows its client secret once the intent exists). Retrying with
+    the same `Idempotency-Key` returns the same order and client secret.
     """
     settings = get_settings()
     cid = command_id(request, actor)
     order_id, payment_id = derived_id(cid, "order"), derived_id(cid, "payment")
+    started = time.monotonic()
     result = await send(request, "cart", actor.user_id, Checkout(
         command_id=cid, now=now(), actor=actor, buyer_id=actor.user_id, order_id=order_id, payment_id=payment_id,
         allocation_ttl_s=settings.buyit_hard_reservation_ttl_s, fee_bps=settings.buyit_platform_fee_bps))
     if result is None:
-        return pending(cid)
+        return pending(cid, orderId=order_id, paymentId=payment_id)
     if not result.ok:
         raise refusal(result)
-    total, currency = result.body["totalCents"], result.body["currency"]
+    intent_id = await _intent_of(request, order_id, payment_id,
+                                 max(0.0, settings.buyit_command_wait_s - (time.monotonic() - started)))
+    if intent_id is None:  # the order appears on GET /api/orders/{orderId}, with its client secret once made
+        return pending(cid, orderId=order_id, paymentId=payment_id)
     try:
-        intent_id, client_secret = await run_in_threadpool(
-            request.app.state.stripe.create_intent, order_id, payment_id, total, currency)
+        client_secret = await run_in_threadpool(request.app.state.stripe.client_secret, intent_id)
     except stripe.StripeError as err:
-        log.warning("PaymentIntent for order %s failed: %s", order_id, err)
-        await send(request, "order", order_id, CancelOrder(command_id=derived_id(cid, "cancel"), now=now(),
-                                                            actor=actor, order_id=order_id,
-                                                            reason="payment_creation_failed"))
+        raise ApiError(503, "unavailable", "Stripe did not answer; the order stands, ask for it again",
+                       retry_after=RETRY_AFTER_S, orderId=order_id) from err
+    return JSONResponse({"orderId": order_id, "paymentId": payment_id, "clientSecret": client_secret,
+                         "checkoutUrl": f"{settings.public_url}/checkout/{payment_id}"}, 201)
+
+
+async def _intent_of(request: Request, order_id: str, payment_id: str, wait_s: float) -> str | None:
+    """The order's PaymentIntent: from the view if it is attached already (a retry), else from the
+    answer to the payments worker's attempt; None if that is not in within `wait_s`."""
+    row = await request.app.state.reads.one("SELECT body FROM orders WHERE order_id = %s", order_id)
+    body = json_value(row["body"]) if row else {}
+    if body.get("paymentIntentId"):
+        return body["paymentIntentId"]
+    attempt = await request.app.state.bus.wait(payment_attempt(payment_id), wait_s)
+    if attempt is None:
+        return None
+    if not attempt.ok:
+        raise refusal(attempt)
+    answer = attempt.body or {}
+    if answer.get("cancelReason") == "payment_creation_failed":
         raise ApiError(502, "payment_unavailable", "the payment could not be created; the order was cancelled",
-                       orderId=order_id) from err
-    attached = await send(request, "order", order_id, AttachPayment(
-        command_id=derived_id(cid, f"attach/{intent_id}"), now=now(), actor=actor, order_id=order_id, payment_id=payment_id,
-        intent_id=intent_id, client_secret=client_secret))
-    if attached is None or (not attached.ok and attached.error == "not_ready"):
-        return pending(cid)
-    if not attached.ok and attached.error == "order_cancelled":
-        # cancelled while the intent was being made (its buyer, or expiry): the order never learnt of
-        # this intent, so the payments worker cannot cancel it; do it here
-        await run_in_threadpool(_cancel_quietly, request.app.state.stripe, intent_id)
-    if not attached.ok:
-        raise refusal(attached)
-    body = attached.body
-    return JSONResponse({"orderId": body["orderId"], "paymentId": body["paymentId"],
-                         "clientSecret": body["clientSecret"],
-                         "checkoutUrl": f"{settings.public_url}/checkout/{body['paymentId']}"}, 201)
-
-
-def _cancel_quietly(gateway, intent_id: str) -> None:
-    try:
-        gateway.cancel_intent(intent_id)
-    except stripe.StripeError as err:
-        log.warning("could not cancel the unused PaymentIntent %s: %s", intent_id, err)
+                       orderId=order_id)
+    if answer.get("status") == "CANCELLED":
+        raise ApiError(409, "order_cancelled", "the order was cancelled", orderId=order_id,
+                       reason=answer.get("cancelReason"))
+    return answer.get("paymentIntentId")
 
 
 @router.get("/checkout/{payment_id}", include_in_schema=False, response_class=HTMLResponse)

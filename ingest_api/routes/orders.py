@@ -6,7 +6,9 @@ import logging
 import uuid
 from typing import Annotated
 
+import stripe
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from ingest_api.auth import BuyerOrAdmin, Caller
 from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
@@ -24,7 +26,7 @@ Cursor = Annotated[str | None, Query(max_length=500)]
 
 
 def _public_order(body: dict) -> dict:
-    return {k: v for k, v in body.items() if k not in ("clientSecret", "version")}
+    return {k: v for k, v in body.items() if k not in ("paymentIntentId", "version")}
 
 
 @router.get("/api/orders")
@@ -58,8 +60,19 @@ async def _buyers(request: Request, table: str, key: str, value: str, actor) -> 
 
 @router.get("/api/orders/{order_id}")
 async def get_order(request: Request, order_id: str, actor: Caller):
-    """One order with its items and shipments (its buyer or an admin)."""
-    return _public_order(await _buyers(request, "orders", "order_id", order_id, actor))
+    """One order with its items and shipments (its buyer or an admin). While it waits to be paid its
+    buyer also gets the PaymentIntent's `clientSecret` (fetched from Stripe, never stored by us), so a
+    checkout answered `202` can still be paid."""
+    body = await _buyers(request, "orders", "order_id", order_id, actor)
+    order = _public_order(body)
+    if body.get("buyerId") == actor.user_id and body.get("status") == "PENDING" and body.get("paymentIntentId"):
+        try:
+            order["clientSecret"] = await run_in_threadpool(request.app.state.stripe.client_secret,
+                                                            body["paymentIntentId"])
+        except stripe.StripeError as err:  # the order itself is still worth answering
+            log.warning("no client secret for order %s: %s", order_id, err)
+            order["clientSecret"] = None
+    return order
 
 
 @router.post("/api/orders/{order_id}/cancel")

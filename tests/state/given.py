@@ -306,10 +306,10 @@ def fail_allocation(reservation_id="reservation-2", *, product_id="product-2", a
                                 reservation_id=reservation_id, product_id=product_id, available=available)
 
 
-def attach_payment(*, actor=A_BUYER, intent_id="pi_1", client_secret="pi_1_secret", now=LATER,
+def attach_payment(*, actor=A_BUYER, intent_id="pi_1", now=LATER,
                    command_id="attach-1"):
     return order.AttachPayment(command_id=command_id, now=now, actor=actor, order_id=ORDER_ID,
-                               payment_id=PAYMENT_ID, intent_id=intent_id, client_secret=client_secret)
+                               payment_id=PAYMENT_ID, intent_id=intent_id)
 
 
 def confirm_order(*, now=LATER, command_id="confirm-order-1"):
@@ -343,13 +343,17 @@ def item_allocated(reservation_id="reservation-1"):
     return order.ItemAllocated(order_id=ORDER_ID, reservation_id=reservation_id)
 
 
-def order_allocated():
-    return order.OrderAllocated(order_id=ORDER_ID)
+def order_allocated(amount_cents=7667):
+    return order.OrderAllocated(order_id=ORDER_ID, payment_id=PAYMENT_ID, amount_cents=amount_cents, currency="USD")
 
 
-def payment_attached(*, intent_id="pi_1", client_secret="pi_1_secret"):
-    return order.OrderPaymentAttached(order_id=ORDER_ID, payment_id=PAYMENT_ID, intent_id=intent_id,
-                                      client_secret=client_secret)
+def payment_attached(*, intent_id="pi_1"):
+    return order.OrderPaymentAttached(order_id=ORDER_ID, payment_id=PAYMENT_ID, intent_id=intent_id)
+
+
+def intent_unused(intent_id="pi_2", reason="superseded", cancel_reason=None):
+    return order.PaymentIntentUnused(order_id=ORDER_ID, intent_id=intent_id, reason=reason,
+                                     cancel_reason=cancel_reason)
 
 
 def order_confirmed(*, confirmed_at=LATER):

@@ -11,6 +11,7 @@ from state import cart, inventory, ledger, order, payment
 from state.common import BUYER, Actor, Expire, Rejection, Stamp, derived_id
 from state.order import CANCELLED, CONFIRMED, DELIVERED, PENDING, PROCESSING, SHIPPED
 from tests.state.given import (AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW,
+                               intent_unused,
                                ORDER_CART_ID, ORDER_ID, OTHER_SELLER, OTHER_SELLER_ID, PAYMENT_ID,
                                SELLER_ID, SHIPMENTS, THE_SELLER, TRACKING, Rejected, assert_outcome, attach_payment,
                                cancel_order, confirm_allocation, confirm_order, decide, deliver_shipment,
@@ -109,7 +110,7 @@ class TestAllocation:
                      [item_allocated("reservation-1"), order_allocated()],
                      id="allocations_may_arrive_in_any_order"),
         pytest.param([order_placed([order_item(1)], [shipment()], total_cents=1000)],
-                     confirm_allocation("reservation-1"), [item_allocated("reservation-1"), order_allocated()],
+                     confirm_allocation("reservation-1"), [item_allocated("reservation-1"), order_allocated(1000)],
                      id="a_single_item_order_is_allocated_at_once"),
         pytest.param([*PLACED, item_allocated("reservation-1")], confirm_allocation("reservation-1"), [],
                      id="a_repeated_allocation_is_a_no_op"),
@@ -167,15 +168,16 @@ class TestAttachPayment:
         pytest.param(ALLOCATED, attach_payment(actor=THE_SELLER), FORBIDDEN, id="a_seller_may_not_attach_it"),
         pytest.param(REFUSED, attach_payment(actor=ANOTHER_BUYER), FORBIDDEN,
                      id="forbidden_is_checked_before_cancelled"),
-        pytest.param(REFUSED, attach_payment(),
-                     Rejected("order_cancelled", 409, {"orderId": ORDER_ID, "reason": "allocation_failed"}),
-                     id="a_cancelled_order_cannot_be_paid"),
-        pytest.param([*ATTACHED, order_cancelled("payment_timeout")], attach_payment(),
-                     Rejected("order_cancelled", 409, {"orderId": ORDER_ID, "reason": "payment_timeout"}),
+        pytest.param(REFUSED, attach_payment(), [intent_unused("pi_1", "order_cancelled", "allocation_failed")],
+                     id="a_cancelled_order_cannot_be_paid_and_the_intent_is_left_to_cancel"),
+        pytest.param([*ATTACHED, order_cancelled("payment_timeout")], attach_payment(intent_id="pi_2"),
+                     [intent_unused("pi_2", "order_cancelled", "payment_timeout")],
                      id="cancelled_is_checked_before_already_attached"),
+        pytest.param([*ATTACHED, order_cancelled("payment_timeout")], attach_payment(), [],
+                     id="the_attached_intent_again_is_a_no_op_after_cancellation"),
         pytest.param(ATTACHED, attach_payment(command_id="attach-2"), [], id="attaching_again_is_a_no_op"),
-        pytest.param(ATTACHED, attach_payment(intent_id="pi_2", client_secret="pi_2_secret"), [],
-                     id="the_first_payment_intent_stands"),
+        pytest.param(ATTACHED, attach_payment(intent_id="pi_2"), [intent_unused("pi_2")],
+                     id="the_first_payment_intent_stands_and_another_is_left_to_cancel"),
         pytest.param(PAID, attach_payment(), [], id="attaching_after_payment_is_a_no_op"),
         pytest.param(PLACED, attach_payment(), Rejected("not_ready", 409), id="nothing_allocated_is_not_ready"),
         pytest.param([*PLACED, item_allocated("reservation-2")], attach_payment(), Rejected("not_ready", 409),
@@ -185,10 +187,16 @@ class TestAttachPayment:
     def test_decide(self, given, when, then):
         assert_outcome(decide(order, given, when), then)
 
-    def test_the_intent_and_client_secret_are_kept(self):
+    def test_the_intent_is_kept_and_its_client_secret_never_enters_the_log(self):
         state = fold(order, ATTACHED)
-        assert (state.intent_id, state.client_secret, state.status) == ("pi_1", "pi_1_secret", PENDING)
-        assert order.view(state)["clientSecret"] == "pi_1_secret"
+        assert (state.intent_id, state.status) == ("pi_1", PENDING)
+        assert order.view(state)["paymentIntentId"] == "pi_1"
+        assert "secret" not in repr(attach_payment()).lower() and "secret" not in repr(ATTACHED).lower()
+
+    def test_an_intent_made_for_an_order_cancelled_meanwhile_is_refused_and_left_to_cancel(self):
+        [unused] = decide(order, REFUSED, attach_payment())
+        assert unused == intent_unused("pi_1", "order_cancelled", "allocation_failed")
+        assert unused.rejection().code == "order_cancelled"
 
 
 class TestConfirmOrder:
@@ -490,8 +498,7 @@ class TestReact:
         assert order.react(payment_attached(), fold(order, ATTACHED), STAMP) == [
             ("payment", PAYMENT_ID, payment.OpenPayment(
                 command_id=derived_id("event-1", "open-payment"), now=LATER, payment_id=PAYMENT_ID,
-                order_id=ORDER_ID, buyer_id=BUYER_ID, amount_cents=7667, currency="USD", intent_id="pi_1",
-                client_secret="pi_1_secret"))]
+                order_id=ORDER_ID, buyer_id=BUYER_ID, amount_cents=7667, currency="USD", intent_id="pi_1"))]
 
     def test_a_confirmed_order_sells_each_item_posts_the_sale_and_completes_the_cart(self):
         assert order.react(order_confirmed(), fold(order, PAID), STAMP) == [
@@ -585,10 +592,10 @@ class TestState:
         state = fold(order, S1_SHIPPED)
         view = order.view(state)
         assert {k: view[k] for k in ("orderId", "buyerId", "status", "provisional", "totalCents", "currency",
-                                     "paymentId", "clientSecret", "createdAt", "confirmedAt", "cancelledAt",
+                                     "paymentId", "paymentIntentId", "createdAt", "confirmedAt", "cancelledAt",
                                      "cancelReason", "version")} == {
             "orderId": ORDER_ID, "buyerId": BUYER_ID, "status": PROCESSING, "provisional": False,
-            "totalCents": 7667, "currency": "USD", "paymentId": PAYMENT_ID, "clientSecret": "pi_1_secret",
+            "totalCents": 7667, "currency": "USD", "paymentId": PAYMENT_ID, "paymentIntentId": "pi_1",
             "createdAt": "2025-03-01T12:00:00+00:00", "confirmedAt": "2025-03-01T12:05:00+00:00",
             "cancelledAt": None, "cancelReason": None, "version": 8}
         assert [(s["sellerId"], s["status"]) for s in view["shipments"]] == [(SELLER_ID, SHIPPED),

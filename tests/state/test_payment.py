@@ -15,7 +15,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def opened(**kw) -> p.PaymentCreated:
     return p.PaymentCreated(payment_id="pay", order_id="o", buyer_id="b", amount_cents=7667, currency="USD",
-                            intent_id="pi_1", client_secret="pi_1_secret", created_at=NOW, **kw)
+                            intent_id="pi_1", created_at=NOW, **kw)
 
 
 def capture(event_id="evt_1", intent="pi_1") -> p.CapturePayment:
@@ -54,8 +54,7 @@ def test_a_parked_capture_applies_when_the_payment_opens():
     state = fold(p, [p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id="evt_1",
                                          intent_id="pi_1", reason="")])
     outcome = p.decide(state, p.OpenPayment(command_id="open", now=NOW, payment_id="pay", order_id="o",
-                                            buyer_id="b", amount_cents=7667, currency="USD", intent_id="pi_1",
-                                            client_secret="s"))
+                                            buyer_id="b", amount_cents=7667, currency="USD", intent_id="pi_1"))
     assert kinds(outcome) == ["PaymentCreated", "PaymentCaptured"]
     final = fold(p, [p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id="evt_1",
                                          intent_id="pi_1", reason=""), *outcome])
@@ -108,10 +107,15 @@ def test_the_flag_names_the_intent_and_the_books_hear_of_the_refund_owed_then_pa
 
 
 def test_what_is_owed_to_stripe():
-    from state.order import OrderCancelled
-    from state.stripe_actions import CancelIntent, RefundCapture, owed_to_stripe
+    from state.order import OrderAllocated, OrderCancelled, PaymentIntentUnused
+    from state.stripe_actions import CancelIntent, CreateIntent, RefundCapture, owed_to_stripe
     assert owed_to_stripe(OrderCancelled(order_id="o", reason="cancelled_by_buyer", cancelled_at=NOW,
                                          intent_id="pi_1")) == CancelIntent("o", "pi_1")
     assert owed_to_stripe(OrderCancelled(order_id="o", reason="allocation_failed", cancelled_at=NOW)) is None
     assert owed_to_stripe(FLAGGED[-1]) == RefundCapture("pay", "o", "pi_1", 7667)
     assert owed_to_stripe(CAPTURED[-1]) is None
+    assert owed_to_stripe(OrderAllocated(order_id="o", payment_id="pay", amount_cents=7667, currency="USD")) == \
+        CreateIntent("o", "pay", 7667, "USD")
+    assert owed_to_stripe(OrderAllocated(order_id="o")) is None  # recorded before orders named their payment
+    assert owed_to_stripe(PaymentIntentUnused(order_id="o", intent_id="pi_2", reason="superseded")) == \
+        CancelIntent("o", "pi_2")
