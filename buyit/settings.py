@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     buyit_redis_port: int = 6380
     buyit_stripe_port: int = 8420
 
+    def refuse_default_secrets(self) -> None:
+        """Raise RuntimeError when real money is at stake (a Stripe key that is not a test key) while a
+        webhook secret still has its built-in default, which anyone can read here and forge events with."""
+        if self.stripe_api_key.startswith("sk_test"):
+            return
+        defaults = {name.upper() for name in ("stripe_webhook_secret", "carrier_webhook_secret")
+                    if getattr(self, name) == type(self).model_fields[name].default}
+        if defaults:
+            raise RuntimeError(f"{' and '.join(sorted(defaults))} still have their built-in defaults, with a live "
+                               "Stripe key: set them to the secrets Stripe and your carrier gave you")
+
     @property
     def brokers(self) -> list[str]:
         """Bootstrap servers as a list; the embedded broker's address when none is set."""

@@ -37,6 +37,7 @@ class Stack:
     # --- lifecycle ---
 
     def start(self) -> "Stack":
+        self.settings.refuse_default_secrets()
         self.data.mkdir(parents=True, exist_ok=True)
         try:
             self._start_broker()

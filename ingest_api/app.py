@@ -19,6 +19,7 @@ from sinks.stripe_gateway import StripeGateway
 def create_app() -> FastAPI:
     """Build the app from the environment's settings."""
     settings = get_settings()
+    settings.refuse_default_secrets()  # also where no `buyit up` runs first (compose, a platform)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -79,6 +79,8 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
             ("BUYER_EXTERNAL", "DEBIT", 5000), ("STRIPE_CLEARING", "CREDIT", 5000),
             ("STRIPE_CLEARING", "DEBIT", 5000), ("REFUNDS_PAYABLE", "CREDIT", 5000)]
         assert stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data == []
+        owed_back = admin.get("/api/payments", params={"state": "REFUND_PENDING", "orderId": order_id}).json()
+        assert [(p["paymentId"], p["amountCents"]) for p in owed_back["items"]] == [(payment_id, 5000)]
     finally:
         stack.start_dataflows(("payments",))
     try:
@@ -86,6 +88,10 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
                              and p, what="the refund settled")
     except AssertionError as err:
         raise AssertionError(f"{err}\ndead letters: {_dead_letters(stack)}") from None
+    refunded = admin.get("/api/payments", params={"state": "REFUNDED", "orderId": order_id}).json()["items"]
+    assert [p["paymentId"] for p in refunded] == [payment_id]
+    assert buyer.get("/api/payments", params={"state": "REFUNDED"}).status_code == 403
+    assert admin.get("/api/payments", params={"state": "LOST"}).status_code == 422
     refunds = stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
     assert [(r.id, r.amount) for r in refunds] == [(payment["refundId"], 5000)]
     txs = eventually(lambda: len(t := transactions(admin, order_id)) == 2 and t, what="the refund in the ledger")

@@ -10,7 +10,7 @@ import stripe
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ingest_api.auth import BuyerOrAdmin, Caller
+from ingest_api.auth import AdminOnly, BuyerOrAdmin, Caller
 from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from ingest_api.reads import json_value
@@ -88,6 +88,29 @@ async def cancel_order(request: Request, order_id: str, actor: BuyerOrAdmin):
     if not result.ok:
         raise refusal(result)
     return _public_order(result.body)
+
+
+PAYMENT_STATES = ("CREATED", "CAPTURED", "FAILED", "CANCELLED", "REFUND_PENDING", "REFUNDED")
+
+
+@router.get("/api/payments")
+async def list_payments(request: Request, actor: AdminOnly, state: str | None = None,
+                        orderId: Annotated[str | None, Query(max_length=128)] = None, limit: Limit = 20,
+                        cursor: Cursor = None):
+    """Payments, optionally in one state (e.g. `REFUND_PENDING`: money owed back) or of one order (admins)."""
+    where, params = [], []
+    if state is not None:
+        if state not in PAYMENT_STATES:
+            raise ApiError(422, "invalid", f"state must be one of {', '.join(PAYMENT_STATES)}")
+        where.append("state = %s")
+        params.append(state)
+    if orderId is not None:
+        where.append("order_id = %s")
+        params.append(checked_id(orderId, "order"))
+    rows, next_cursor = await request.app.state.reads.page(" AND ".join(where), params, "payment_id", cursor, limit,
+                                                           "SELECT body, payment_id FROM payments")
+    return {"items": [{k: v for k, v in json_value(r["body"]).items() if k != "version"} for r in rows],
+            "nextCursor": next_cursor}
 
 
 @router.get("/api/payments/{payment_id}")
