@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from state.user import payable_account
+from state.user import payable_account, payable_owner
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,15 @@ def _user(state) -> list[Row]:
                                         "email": state.email, "created_at": state.created_at,
                                         "version": state.version})]
     if state.account_type == "SELLER":  # the seller's payable account opens at zero
-        out.append(Row("ledger_accounts", ("account_id",),
-                       {"account_id": payable_account(state.user_id), "kind": "SELLER_PAYABLE",
-                        "owner_id": state.user_id, "balance_cents": 0, "currency": "USD", "version": 0},
-                       guarded=False))
+        out.append(_payable_account_row(state.user_id, "USD"))
     return out
+
+
+def _payable_account_row(seller_id: str, currency: str) -> Row:
+    """The seller's payable account, opened once (its currency: the first it was opened in)."""
+    return Row("ledger_accounts", ("account_id",),
+               {"account_id": payable_account(seller_id), "kind": "SELLER_PAYABLE", "owner_id": seller_id,
+                "balance_cents": 0, "currency": currency, "version": 0}, guarded=False)
 
 
 def _product(state) -> list[Row]:
@@ -116,6 +120,9 @@ def _ledger(state) -> list[Row]:
             "transaction_id": posted.transaction_id, "seq": seq, "account_id": e.account_id,
             "direction": e.direction, "amount_cents": e.amount_cents, "currency": posted.currency}, guarded=False)
             for seq, e in enumerate(posted.entries)]
+        # a seller's payable account exists from its first entry, whether or not the seller registered
+        out += [_payable_account_row(seller_id, posted.currency)
+                for seller_id in dict.fromkeys(payable_owner(e.account_id) for e in posted.entries) if seller_id]
     return out
 
 

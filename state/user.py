@@ -64,9 +64,17 @@ def view(state: User) -> dict | None:
             "payableAccountId": payable_account(state.user_id) if state.account_type == SELLER else None}
 
 
+PAYABLE_PREFIX = "SELLER_PAYABLE_"
+
+
 def payable_account(seller_id: str) -> str:
     """The ledger account a seller's share of each sale is credited to."""
-    return f"SELLER_PAYABLE_{seller_id}"
+    return f"{PAYABLE_PREFIX}{seller_id}"
+
+
+def payable_owner(account_id: str) -> str | None:
+    """The seller whose payable account this is, or None for any other account."""
+    return account_id.removeprefix(PAYABLE_PREFIX) if account_id.startswith(PAYABLE_PREFIX) else None
 
 
 AGGREGATE = Aggregate("user", initial_state, decide, evolve, view)

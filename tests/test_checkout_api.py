@@ -201,3 +201,30 @@ class TestCheckout:
         assert [o["orderId"] for o in mine["items"]] == [answer["orderId"]]
         assert buyer.get("/api/orders", params={"status": "PENDING"}).json()["items"]
         assert buyer.get("/api/orders", params={"status": "CONFIRMED"}).json()["items"] == []
+
+
+def test_a_seller_paid_in_two_currencies_keeps_two_balances_and_its_account_opens_with_its_first_sale(client, stack):
+    seller = client("SELLER")  # never calls POST /api/users/me
+    products = {}
+    for sku, currency, price in (("USD-1", "USD", 1000), ("EUR-1", "EUR", 2000)):
+        r = seller.post("/api/catalog/products", json={"sku": sku, "name": sku, "priceCents": price,
+                                                        "currency": currency, "status": "ACTIVE"})
+        assert r.status_code == 201, r.text
+        pid = products[currency] = r.json()["productId"]
+        eventually(lambda: seller.get(f"/api/inventory/stock/{pid}").status_code == 200, what="stock created")
+        assert seller.put("/api/inventory/stock", json={"productId": pid, "totalQuantity": 5}).status_code == 200
+    for currency in ("USD", "EUR"):
+        buyer = client("BUYER")
+        assert add(buyer, products[currency], 1).status_code == 201
+        answer = checkout(buyer).json()
+        pay(stack, answer["clientSecret"])
+        order_of(buyer, answer["orderId"], status="CONFIRMED")
+    account = f"SELLER_PAYABLE_{seller.user_id}"
+    both = eventually(lambda: (r := seller.get(f"/api/ledger/accounts/{account}")).status_code == 200
+                      and len(r.json()["balances"]) == 2 and r.json(), what="two balances")
+    assert sorted((b["currency"], b["balanceCents"]) for b in both["balances"]) == [("EUR", 1800), ("USD", 900)]
+    assert both["balanceCents"] == {"USD": 900, "EUR": 1800}[both["currency"]]  # never 2700
+    eur = seller.get(f"/api/ledger/accounts/{account}", params={"currency": "EUR"}).json()
+    assert (eur["currency"], eur["balanceCents"]) == ("EUR", 1800)
+    assert seller.get(f"/api/ledger/accounts/{account}", params={"currency": "eur"}).status_code == 422
+    assert client("SELLER").get(f"/api/ledger/accounts/{account}").status_code == 403

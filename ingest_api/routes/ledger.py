@@ -15,21 +15,27 @@ CREDIT_NORMAL = ("SELLER_PAYABLE", "REVENUE", "REFUNDS_PAYABLE")
 
 
 @router.get("/accounts/{account_id}")
-async def account(request: Request, account_id: str, actor: Caller):
-    """An account's balance in its normal direction (a seller sees its own payable; admins all)."""
+async def account(request: Request, account_id: str, actor: Caller,
+                  currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None):
+    """An account's balance in its normal direction (a seller sees its own payable; admins all).
+
+    Balances are kept per currency and never added across them: `balanceCents` is the one in
+    `currency` (by default the account's own), `balances` lists every currency it holds."""
     checked_id(account_id, "account")
     row = await request.app.state.reads.ledger_account(account_id)
     if row is None:
         raise not_found("account")
     if not (actor.is_admin or (row["kind"] == "SELLER_PAYABLE" and row["owner_id"] == actor.user_id)):
         raise forbidden("sellers see only their own payable account")
-    totals = await request.app.state.reads.one(
-        "SELECT coalesce(sum(amount_cents) FILTER (WHERE direction = 'CREDIT'), 0) AS credits, "
+    totals = await request.app.state.reads.all(
+        "SELECT currency, coalesce(sum(amount_cents) FILTER (WHERE direction = 'CREDIT'), 0) AS credits, "
         "coalesce(sum(amount_cents) FILTER (WHERE direction = 'DEBIT'), 0) AS debits "
-        "FROM ledger_entries WHERE account_id = %s", account_id)
-    credits, debits = int(totals["credits"]), int(totals["debits"])
-    balance = credits - debits if row["kind"] in CREDIT_NORMAL else debits - credits
-    return {"accountId": row["account_id"], "balanceCents": balance, "currency": row["currency"].strip()}
+        "FROM ledger_entries WHERE account_id = %s GROUP BY currency ORDER BY currency", account_id)
+    sign = 1 if row["kind"] in CREDIT_NORMAL else -1
+    balances = {t["currency"].strip(): sign * (int(t["credits"]) - int(t["debits"])) for t in totals}
+    shown = currency or row["currency"].strip()
+    return {"accountId": row["account_id"], "balanceCents": balances.get(shown, 0), "currency": shown,
+            "balances": [{"currency": c, "balanceCents": b} for c, b in balances.items()]}
 
 
 @router.get("/transactions")
