@@ -165,7 +165,7 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
             return invalid("the PaymentIntent does not belong to this payment")
         case CapturePayment() | FailPayment() if command.stripe_event_id in state.stripe_events:
             return []  # the same Stripe event delivered again
-        case CapturePayment() if state.state in (CAPTURED, REFUND_PENDING):
+        case CapturePayment() if state.state in (CAPTURED, REFUND_PENDING, REFUNDED):
             return []  # captured once; a second event for the same intent changes nothing
         case CapturePayment():
             # A capture after a failure is still money received: record it (the order flags a refund if needed).

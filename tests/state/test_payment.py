@@ -85,6 +85,9 @@ def settle(refund_id="re_1") -> p.SettleRefund:
                                               refund_id="re_1", refunded_at=NOW)],
                  settle("re_1"), [], id="settled_once_whichever_report_comes_second"),
     pytest.param(CAPTURED, settle(), ["invalid_transition"], id="nothing_to_settle_for_a_kept_capture"),
+    pytest.param([*FLAGGED, p.PaymentRefunded(payment_id="pay", order_id="o", amount_cents=7667, currency="USD",
+                                              refund_id="re_1", refunded_at=NOW)],
+                 capture("evt_9"), [], id="a_refunded_payment_is_never_captured_again"),
     pytest.param([opened()], settle(), ["invalid_transition"], id="nothing_to_settle_before_a_capture"),
 ])
 def test_refunds(given, when, then):
