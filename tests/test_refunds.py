@@ -183,3 +183,30 @@ def test_stripe_unreachable_at_checkout_cancels_the_order_and_releases_its_stock
     stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=4)
     assert eventually(lambda: buyer.get("/api/cart").json()["cartId"] is None, what="the cart let go")
     assert add(buyer, pid, 1).status_code == 201  # the buyer can shop again
+
+
+def test_a_stripe_event_before_its_payment_is_known_is_refused_then_applied_when_redelivered(client, stack):
+    """Stripe does not wait for our views: an event naming no payment for an intent not in the views yet gets
+    non-2xx, and Stripe's redelivery, once the payment exists, captures."""
+    _, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    stack.supervisor.stop_one("dataflow-project")  # the views stand still: the payment is not known yet
+    try:
+        add(buyer, pid, 1)
+        answer = checkout(buyer)
+        assert answer.status_code == 201, answer.text
+        answer = answer.json()
+        intent_id = answer["clientSecret"].split("_secret_")[0]
+        unnamed = {"paymentId": "", "orderId": ""}  # the event's metadata names nothing
+        body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id,
+                                 unnamed["paymentId"], unnamed["orderId"], 1000, event_id="evt_early")
+        r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+        assert r.status_code == 404, r.text
+    finally:
+        stack.start_dataflows(("project",))
+    eventually(lambda: buyer.get(f"/api/payments/{answer['paymentId']}").status_code == 200, what="payment known")
+    body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id, "", "",
+                             1000, event_id="evt_early")
+    r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+    assert r.status_code == 200, r.text
+    order_of(buyer, answer["orderId"], status="CONFIRMED")
