@@ -89,9 +89,11 @@ def perform(gateway: StripeGateway, item) -> list[Output]:
                 log.info("PaymentIntent %s of cancelled order %s: %s", action.intent_id, action.order_id, status)
                 return []
             case RefundCapture():
-                refund_id = _patiently(gateway.refund)(action.intent_id, action.amount_cents, action.payment_id)
-                settle = SettleRefund(command_id=derived_id(action.payment_id, "settle-refund"), now=datetime.now(UTC),
-                                      payment_id=action.payment_id, refund_id=refund_id)
+                refund_id = _patiently(gateway.refund)(action.intent_id, action.amount_cents, action.payment_id,
+                                                       action.refund_key)
+                label = f"settle-refund/{action.refund_key}" if action.refund_key else "settle-refund"
+                settle = SettleRefund(command_id=derived_id(action.payment_id, label), now=datetime.now(UTC),
+                                      payment_id=action.payment_id, refund_id=refund_id, refund_key=action.refund_key)
                 return [_command("payment", action.payment_id, settle)]
     except stripe.StripeError as err:
         return [dead_letter("stripe_refused", record.topic, record.key, record.value, f"{type(err).__name__}: {err}")]

@@ -53,8 +53,9 @@ class StripeGateway:
             return status
 
     @_retried
-    def refund(self, intent_id: str, amount_cents: int, payment_id: str) -> str:
-        """Refund `amount_cents` of the intent's capture once: an existing refund of ours is returned as is.
+    def refund(self, intent_id: str, amount_cents: int, payment_id: str, refund_key: str = "") -> str:
+        """Refund `amount_cents` of the intent's capture once per claim (`refund_key`): an existing refund of
+        ours for that claim is returned as is.
 
         The idempotency key protects a retried request; the lookup protects a replay after a crash
         (and fakes such as localstripe that ignore idempotency keys)."""
@@ -62,11 +63,13 @@ class StripeGateway:
         if status != "succeeded":  # Stripe took no money on it: there is nothing to give back
             raise stripe.InvalidRequestError(f"PaymentIntent {intent_id} is {status}, not succeeded", "payment_intent")
         for existing in self._client.v1.refunds.list(params={"payment_intent": intent_id}).data:
-            if existing.metadata and existing.metadata.to_dict().get("paymentId") == payment_id:
+            meta = existing.metadata.to_dict() if existing.metadata else {}
+            if meta.get("paymentId") == payment_id and meta.get("refundKey", "") == refund_key:
                 return existing.id
         refund = self._client.v1.refunds.create(
-            params={"payment_intent": intent_id, "amount": amount_cents, "metadata": {"paymentId": payment_id}},
-            options={"idempotency_key": f"buyit-refund-{payment_id}"})
+            params={"payment_intent": intent_id, "amount": amount_cents,
+                    "metadata": {"paymentId": payment_id, "refundKey": refund_key}},
+            options={"idempotency_key": f"buyit-refund-{payment_id}-{refund_key}"})
         return refund.id
 
     def verify(self, payload: bytes, signature: str | None) -> dict:

@@ -491,6 +491,10 @@ def react(event: Event, state: Stock, stamp: Stamp) -> list:
             return [("order", event.order_id, order.ConfirmAllocation(
                 command_id=stamp.id("allocated"), now=stamp.now, order_id=event.order_id,
                 reservation_id=event.reservation_id))]
+        case SaleShortfall():  # the buyer paid for units that are gone: the order refunds them
+            return [("order", event.order_id, order.RecordShortfall(
+                command_id=stamp.id("shortfall"), now=stamp.now, order_id=event.order_id,
+                product_id=event.product_id, quantity=event.quantity))]
         case AllocationRefused():
             return [("order", event.order_id, order.FailAllocation(
                 command_id=stamp.id("allocation-failed"), now=stamp.now, order_id=event.order_id,

@@ -39,12 +39,17 @@ class PostSale(Command):
 
 @message
 class PostRefundOwed(Command):
-    """Money captured for an order that was cancelled: it is owed back to the buyer."""
+    """Money captured that is owed back to the buyer: all of a cancelled order's (no seller was credited),
+    or, with `seller_id`, the part a seller was credited for but could not deliver (taken back from the
+    seller and the fee)."""
 
     payment_id: str
     order_id: str
     currency: str
     amount_cents: int
+    refund_key: str = ""
+    seller_id: str = ""
+    fee_bps: int = 0
 
 
 @message
@@ -56,6 +61,7 @@ class PostRefund(Command):
     currency: str
     amount_cents: int
     refund_id: str
+    refund_key: str = ""
 
 
 @message
@@ -105,6 +111,18 @@ def refund_owed_entries(amount_cents: int) -> tuple[Entry, ...]:
             Entry(STRIPE_CLEARING, DEBIT, amount_cents), Entry(REFUNDS_PAYABLE, CREDIT, amount_cents))
 
 
+def shortfall_entries(amount_cents: int, seller_id: str, fee_bps: int) -> tuple[Entry, ...]:
+    """A sale undone for goods not delivered: the seller's share and the fee on it become owed back."""
+    share, fee = split(amount_cents, fee_bps)
+    return (Entry(payable_account(seller_id), DEBIT, share), Entry(BUYIT_REVENUE, DEBIT, fee),
+            Entry(REFUNDS_PAYABLE, CREDIT, amount_cents))
+
+
+def _kind(kind: str, refund_key: str) -> str:
+    """The transaction kind of a refund claim: one per claim of a payment."""
+    return f"{kind}/{refund_key}" if refund_key else kind
+
+
 def refund_entries(amount_cents: int) -> tuple[Entry, ...]:
     """What was owed goes back to the buyer."""
     return (Entry(REFUNDS_PAYABLE, DEBIT, amount_cents), Entry(BUYER_EXTERNAL, CREDIT, amount_cents))
@@ -131,16 +149,24 @@ def decide(state: Ledger, command: Command) -> list[Event] | Rejection:
             return [_posted(command, SALE, entries)]
         case PostRefundOwed() | PostRefund() if command.amount_cents < 0:
             return invalid("amounts must not be negative")
-        case PostRefundOwed() if state.posted(REFUND_OWED) or state.posted(SALE):
-            return []  # owed once; a sold order's money is not owed back through this path
+        case PostRefundOwed() if state.posted(_kind(REFUND_OWED, command.refund_key)):
+            return []  # owed once per claim
+        case PostRefundOwed() if command.seller_id and not state.posted(SALE):
+            return invalid("there is no sale to take the undelivered part back from")
+        case PostRefundOwed() if command.seller_id:
+            return [_posted(command, _kind(REFUND_OWED, command.refund_key),
+                            shortfall_entries(command.amount_cents, command.seller_id, command.fee_bps))]
+        case PostRefundOwed() if state.posted(SALE):
+            return []  # a sold order's money is owed back only for what was not delivered (above)
         case PostRefundOwed():
-            return [_posted(command, REFUND_OWED, refund_owed_entries(command.amount_cents))]
-        case PostRefund() if state.posted(REFUND):
+            return [_posted(command, _kind(REFUND_OWED, command.refund_key),
+                            refund_owed_entries(command.amount_cents))]
+        case PostRefund() if state.posted(_kind(REFUND, command.refund_key)):
             return []
-        case PostRefund() if not state.posted(REFUND_OWED):
+        case PostRefund() if not state.posted(_kind(REFUND_OWED, command.refund_key)):
             return invalid("nothing is owed to the buyer of this payment")
         case PostRefund():
-            return [_posted(command, REFUND, refund_entries(command.amount_cents))]
+            return [_posted(command, _kind(REFUND, command.refund_key), refund_entries(command.amount_cents))]
     return invalid(f"the ledger does not handle {type(command).__name__}")
 
 

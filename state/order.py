@@ -89,6 +89,15 @@ class ConfirmOrder(Command):
 
 
 @message
+class RecordShortfall(Command):
+    """From inventory: a paid item's units were gone when the sale was confirmed (its hold had lapsed)."""
+
+    order_id: str
+    product_id: str
+    quantity: int
+
+
+@message
 class CancelOrder(Command):
     order_id: str
     reason: str
@@ -207,6 +216,19 @@ class PaymentAfterCancellation(Event):
 
 
 @message
+class OrderShortfall(Event):
+    """Part of a paid order cannot be delivered: its share of the money goes back to the buyer."""
+
+    order_id: str
+    payment_id: str
+    product_id: str
+    seller_id: str
+    quantity: int
+    amount_cents: int
+    at: datetime
+
+
+@message
 class ShipmentStatusUpdated(Event):
     """A shipment moved; `order_status` is the order's status rolled up after the move."""
 
@@ -243,6 +265,7 @@ class Order:
     confirmed_at: datetime | None = None
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    shortfalls: tuple[OrderShortfall, ...] = ()
     version: int = 0
 
     def seller_subtotals(self) -> tuple[tuple[str, int], ...]:
@@ -333,6 +356,18 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
                                              at=command.now)]
         case ConfirmOrder() if state.status != PENDING:
             return []
+        case RecordShortfall() if any(s.product_id == command.product_id for s in state.shortfalls):
+            return []  # flagged once
+        case RecordShortfall() if state.status in (PENDING, CANCELLED):
+            return invalid("only a paid order can fall short")
+        case RecordShortfall():
+            item = next((i for i in state.items if i.product_id == command.product_id), None)
+            if item is None:
+                return invalid("the order holds no such product")
+            quantity = min(command.quantity, item.quantity)
+            return [OrderShortfall(order_id=state.order_id, payment_id=state.payment_id,
+                                   product_id=item.product_id, seller_id=item.seller_id, quantity=quantity,
+                                   amount_cents=item.price_cents * quantity, at=command.now)]
         case ConfirmOrder():
             return [OrderConfirmed(order_id=state.order_id, payment_id=command.payment_id,
                                    confirmed_at=command.now)]
@@ -406,6 +441,8 @@ def evolve(state: Order, event: Event) -> Order:
                         shipped_at=event.at if event.status == SHIPPED else s.shipped_at,
                         delivered_at=event.at if event.status == DELIVERED else s.delivered_at)
                 if s.shipment_id == event.shipment_id else s for s in state.shipments))
+        case OrderShortfall():
+            new = replace(state, shortfalls=state.shortfalls + (event,))
         case OrderCancelled():
             new = replace(state, status=CANCELLED, cancelled_at=event.cancelled_at, cancel_reason=event.reason,
                           shipments=tuple(replace(s, status=CANCELLED) for s in state.shipments),
@@ -449,6 +486,11 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
                     ("cart", state.buyer_id, cart.CloseCart(
                         command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
                         cart_id=state.cart_id, order_id=state.order_id, status=cart.ABANDONED))]
+        case OrderShortfall():
+            return [("payment", event.payment_id, payment.FlagForRefund(
+                command_id=stamp.id("flag-shortfall"), now=stamp.now, payment_id=event.payment_id,
+                reason="sale_shortfall", amount_cents=event.amount_cents, refund_key=f"shortfall/{event.product_id}",
+                seller_id=event.seller_id, fee_bps=state.fee_bps))]
         case PaymentAfterCancellation():
             return [("payment", event.payment_id, payment.FlagForRefund(
                 command_id=stamp.id("flag-refund"), now=stamp.now, payment_id=event.payment_id,
@@ -484,6 +526,8 @@ def view(state: Order) -> dict | None:
             "paymentId": state.payment_id, "paymentIntentId": state.intent_id,
             "createdAt": _when(state.created_at), "confirmedAt": _when(state.confirmed_at),
             "cancelledAt": _when(state.cancelled_at), "cancelReason": state.cancel_reason,
+            "shortfalls": [{"productId": f.product_id, "quantity": f.quantity, "amountCents": f.amount_cents}
+                           for f in state.shortfalls],
             "version": state.version}
 
 

@@ -42,16 +42,24 @@ class FailPayment(Command):
 
 @message
 class FlagForRefund(Command):
+    """Money captured that must go back: all of it (a cancelled order), or `amount_cents` of it for what
+    could not be delivered (`refund_key` names that claim; `seller_id` is who had been credited for it)."""
+
     payment_id: str
     reason: str
+    amount_cents: int | None = None
+    refund_key: str = ""
+    seller_id: str = ""
+    fee_bps: int = 0
 
 
 @message
 class SettleRefund(Command):
-    """Stripe refunded the payment (the payments worker's refund, or the `charge.refunded` webhook)."""
+    """Stripe refunded a claim (the payments worker's refund, or the `charge.refunded` webhook)."""
 
     payment_id: str
     refund_id: str
+    refund_key: str = ""
 
 
 @message
@@ -96,6 +104,9 @@ class PaymentFlaggedForRefund(Event):
     flagged_at: datetime
     intent_id: str = ""  # what the payments worker refunds
     currency: str = ""
+    refund_key: str = ""
+    seller_id: str = ""
+    fee_bps: int = 0
 
 
 @message
@@ -106,6 +117,7 @@ class PaymentRefunded(Event):
     currency: str
     refund_id: str
     refunded_at: datetime
+    refund_key: str = ""
 
 
 @message
@@ -136,7 +148,20 @@ class Payment:
     failed_at: datetime | None = None
     refund_id: str | None = None
     refunded_at: datetime | None = None
+    claims: tuple[tuple[str, int], ...] = ()  # (refund key, cents) flagged for refund, in order
+    settled: frozenset = frozenset()  # refund keys Stripe refunded
     version: int = 0
+
+    def claimed(self, key: str) -> int | None:
+        return next((cents for k, cents in self.claims if k == key), None)
+
+    @property
+    def unclaimed_cents(self) -> int:
+        return self.amount_cents - sum(cents for _, cents in self.claims)
+
+    @property
+    def refunded_cents(self) -> int:
+        return sum(cents for k, cents in self.claims if k in self.settled)
 
 
 def initial_state() -> Payment:
@@ -178,23 +203,30 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
             return [PaymentFailed(payment_id=state.payment_id, order_id=state.order_id,
                                   stripe_event_id=command.stripe_event_id, reason=command.reason,
                                   failed_at=command.now)]
-        case FlagForRefund() if state.state in (REFUND_PENDING, REFUNDED):
-            return []
-        case FlagForRefund() if state.state != CAPTURED:
+        case FlagForRefund() if state.claimed(command.refund_key) is not None:
+            return []  # flagged once
+        case FlagForRefund() if state.state not in (CAPTURED, REFUND_PENDING, REFUNDED):
             return invalid("only captured money can be refunded")
+        case FlagForRefund() if command.amount_cents is not None and command.amount_cents <= 0:
+            return invalid("a refund is of at least one cent")
         case FlagForRefund():
+            cents = min(state.unclaimed_cents, command.amount_cents or state.unclaimed_cents)
+            if cents <= 0:
+                return []  # everything is on its way back already
             return [PaymentFlaggedForRefund(payment_id=state.payment_id, order_id=state.order_id,
-                                            amount_cents=state.amount_cents, reason=command.reason,
+                                            amount_cents=cents, reason=command.reason,
                                             flagged_at=command.now, intent_id=state.intent_id,
-                                            currency=state.currency)]
-        case SettleRefund() if state.state == REFUNDED:
+                                            currency=state.currency, refund_key=command.refund_key,
+                                            seller_id=command.seller_id, fee_bps=command.fee_bps)]
+        case SettleRefund() if command.refund_key in state.settled:
             return []
-        case SettleRefund() if state.state != REFUND_PENDING:
-            return Rejection("invalid_transition", f"a {state.state} payment has no refund to settle", 409)
+        case SettleRefund() if state.claimed(command.refund_key) is None:
+            return Rejection("invalid_transition", f"a {state.state} payment has no such refund to settle", 409)
         case SettleRefund():
             return [PaymentRefunded(payment_id=state.payment_id, order_id=state.order_id,
-                                    amount_cents=state.amount_cents, currency=state.currency,
-                                    refund_id=command.refund_id, refunded_at=command.now)]
+                                    amount_cents=state.claimed(command.refund_key), currency=state.currency,
+                                    refund_id=command.refund_id, refunded_at=command.now,
+                                    refund_key=command.refund_key)]
     return invalid(f"payments do not handle {type(command).__name__}")
 
 
@@ -230,12 +262,23 @@ def evolve(state: Payment, event: Event) -> Payment:
             new = replace(state, state=FAILED, failed_at=event.failed_at,
                           stripe_events=state.stripe_events | {event.stripe_event_id})
         case PaymentFlaggedForRefund():
-            new = replace(state, state=REFUND_PENDING, refund_reason=event.reason)
+            new = replace(state, state=REFUND_PENDING, refund_reason=state.refund_reason or event.reason,
+                          claims=state.claims + ((event.refund_key, event.amount_cents),))
         case PaymentRefunded():
-            new = replace(state, state=REFUNDED, refund_id=event.refund_id, refunded_at=event.refunded_at)
+            new = replace(state, refund_id=event.refund_id, refunded_at=event.refunded_at,
+                          settled=state.settled | {event.refund_key})
+            new = replace(new, state=_after_refunds(new))
         case _:
             new = state
     return replace(new, version=state.version + 1)
+
+
+def _after_refunds(state: Payment) -> str:
+    """REFUND_PENDING while a claim waits for Stripe; then REFUNDED if all the money went back, else
+    CAPTURED (part of it was kept: the goods that were delivered)."""
+    if any(key not in state.settled for key, _ in state.claims):
+        return REFUND_PENDING
+    return REFUNDED if state.refunded_cents >= state.amount_cents else CAPTURED
 
 
 def react(event: Event, state: Payment, stamp: Stamp) -> list:
@@ -244,12 +287,13 @@ def react(event: Event, state: Payment, stamp: Stamp) -> list:
         case PaymentFlaggedForRefund():
             return [("ledger", event.payment_id, ledger.PostRefundOwed(
                 command_id=stamp.id("post-refund-owed"), now=stamp.now, payment_id=event.payment_id,
-                order_id=event.order_id, currency=state.currency, amount_cents=event.amount_cents))]
+                order_id=event.order_id, currency=state.currency, amount_cents=event.amount_cents,
+                refund_key=event.refund_key, seller_id=event.seller_id, fee_bps=event.fee_bps))]
         case PaymentRefunded():
             return [("ledger", event.payment_id, ledger.PostRefund(
                 command_id=stamp.id("post-refund"), now=stamp.now, payment_id=event.payment_id,
                 order_id=event.order_id, currency=event.currency, amount_cents=event.amount_cents,
-                refund_id=event.refund_id))]
+                refund_id=event.refund_id, refund_key=event.refund_key))]
         case PaymentCaptured():
             return [("order", event.order_id, order.ConfirmOrder(
                 command_id=stamp.id("confirm-order"), now=stamp.now, order_id=event.order_id,
@@ -270,7 +314,9 @@ def view(state: Payment) -> dict | None:
             "paymentIntentId": state.intent_id,
             "refundReason": state.refund_reason, "createdAt": when(state.created_at),
             "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at),
-            "refundId": state.refund_id, "refundedAt": when(state.refunded_at), "version": state.version}
+            "refundId": state.refund_id, "refundedAt": when(state.refunded_at),
+            "refundedCents": state.refunded_cents,
+            "refundPendingCents": sum(c for _, c in state.claims) - state.refunded_cents, "version": state.version}
 
 
 AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react)

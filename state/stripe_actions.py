@@ -40,6 +40,7 @@ class RefundCapture:
     order_id: str
     intent_id: str
     amount_cents: int
+    refund_key: str = ""  # which claim of the payment ("" : all of it)
 
 
 def owed_to_stripe(event: Event) -> CreateIntent | CancelIntent | RefundCapture | None:
@@ -54,7 +55,7 @@ def owed_to_stripe(event: Event) -> CreateIntent | CancelIntent | RefundCapture 
             return CancelIntent(order_id=event.order_id, intent_id=intent_id)
         case PaymentFlaggedForRefund() if event.intent_id:
             return RefundCapture(payment_id=event.payment_id, order_id=event.order_id, intent_id=event.intent_id,
-                                 amount_cents=event.amount_cents)
+                                 amount_cents=event.amount_cents, refund_key=event.refund_key)
     return None
 
 

@@ -117,9 +117,12 @@ def test_a_refund_asked_for_twice_is_made_once(client, stack):
     pay(stack, answer["clientSecret"])
     intent_id = answer["clientSecret"].split("_secret_")[0]
     gateway = StripeGateway(stack.settings_for_children())
-    first = gateway.refund(intent_id, 1000, answer["paymentId"])
-    assert gateway.refund(intent_id, 1000, answer["paymentId"]) == first
-    assert len(stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data) == 1
+    first = gateway.refund(intent_id, 300, answer["paymentId"], "shortfall/a")
+    assert gateway.refund(intent_id, 300, answer["paymentId"], "shortfall/a") == first
+    second = gateway.refund(intent_id, 200, answer["paymentId"], "shortfall/b")  # another claim: its own refund
+    assert gateway.refund(intent_id, 200, answer["paymentId"], "shortfall/b") == second != first
+    made = stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
+    assert sorted(r.amount for r in made) == [200, 300]
 
 
 def test_client_secrets_stay_out_of_the_log_and_the_views(client, stack):

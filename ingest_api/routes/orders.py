@@ -154,9 +154,10 @@ async def stripe_webhook(request: Request):
         command = CapturePayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,
                                  intent_id=intent_id, amount_cents=obj.get("amount_received") or obj.get("amount"))
     elif kind == "charge.refunded":
-        refunds = ((obj.get("refunds") or {}).get("data") or [{}])
+        refund = ((obj.get("refunds") or {}).get("data") or [{}])[0]
         command = SettleRefund(command_id=command_id, now=now(), payment_id=payment_id,
-                               refund_id=str(refunds[0].get("id") or obj.get("id") or event_id))
+                               refund_id=str(refund.get("id") or obj.get("id") or event_id),
+                               refund_key=str((refund.get("metadata") or {}).get("refundKey") or ""))
     else:
         error = obj.get("last_payment_error") or {}
         command = FailPayment(command_id=command_id, now=now(), payment_id=payment_id, stripe_event_id=event_id,

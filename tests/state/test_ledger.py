@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from fractions import Fraction
 
 import pytest
@@ -242,3 +243,38 @@ class TestRefunds:
         assert net == {BUYER_EXTERNAL: 0, STRIPE_CLEARING: 0, REFUNDS_PAYABLE: 0}
         assert [t["transactionId"] for t in ledger.view(state)["transactions"]] == [
             derived_id(PAYMENT_ID, "refund-owed"), derived_id(PAYMENT_ID, "refund")]
+
+
+class TestShortfall:
+    """Units paid for but not delivered: their share is taken back from the seller and the fee, and owed back."""
+
+    def shortfall(self, amount, *, seller_id="seller-1", key="shortfall/product-1"):
+        return ledger.PostRefundOwed(command_id=f"short-{key}", now=LATER, payment_id=PAYMENT_ID, order_id=ORDER_ID,
+                                     currency="USD", amount_cents=amount, refund_key=key, seller_id=seller_id,
+                                     fee_bps=1000)
+
+    def test_one_of_two_mugs_short_takes_back_its_share_and_fee(self):
+        [posted] = decide(ledger, POSTED, self.shortfall(3333))
+        assert posted.entries == (Entry(payable("seller-1"), DEBIT, 3000), Entry(BUYIT_REVENUE, DEBIT, 333),
+                                  Entry(REFUNDS_PAYABLE, CREDIT, 3333))
+        assert posted.transaction_id == derived_id(PAYMENT_ID, "refund-owed/shortfall/product-1")
+
+    def test_the_whole_subtotal_short_leaves_the_seller_and_the_fee_at_zero(self):
+        [posted] = decide(ledger, POSTED, self.shortfall(6666))
+        net = Counter()
+        for e in fold(ledger, [*POSTED, posted]).entries:
+            net[e.account_id] += e.amount_cents if e.direction == CREDIT else -e.amount_cents
+        assert net[payable("seller-1")] == 0 and net[BUYIT_REVENUE] == 100  # seller 2's fee stays
+
+    @pytest.mark.parametrize("given, key, then", [
+        pytest.param("posted", "shortfall/product-1", "one", id="a_claim_posts_once"),
+        pytest.param("none", "shortfall/product-1", "invalid", id="no_sale_no_shortfall"),
+    ])
+    def test_guards(self, given, key, then):
+        history = POSTED if given == "posted" else []
+        first = decide(ledger, history, self.shortfall(100, key=key))
+        if then == "invalid":
+            assert first.code == "invalid"
+            return
+        assert decide(ledger, [*history, *first], self.shortfall(100, key=key)) == []
+        assert len(decide(ledger, [*history, *first], self.shortfall(100, key="shortfall/product-2"))) == 1

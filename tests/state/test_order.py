@@ -601,3 +601,34 @@ class TestState:
         assert [(s["sellerId"], s["status"]) for s in view["shipments"]] == [(SELLER_ID, SHIPPED),
                                                                              (OTHER_SELLER_ID, PENDING)]
         assert [i["itemId"] for i in view["items"]] == ["item-1", "item-2"]
+
+
+def short(product_id="product-1", quantity=1):
+    return order.RecordShortfall(command_id=f"short-{product_id}", now=LATER, order_id=ORDER_ID,
+                                 product_id=product_id, quantity=quantity)
+
+
+def shortfall(product_id="product-1", seller_id=SELLER_ID, quantity=1, amount_cents=3333):
+    return order.OrderShortfall(order_id=ORDER_ID, payment_id=PAYMENT_ID, product_id=product_id, seller_id=seller_id,
+                                quantity=quantity, amount_cents=amount_cents, at=LATER)
+
+
+class TestShortfall:
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param(PAID, short(), [shortfall()], id="one_unit_short_is_priced_from_the_order"),
+        pytest.param(PAID, short(quantity=5), [shortfall(quantity=2, amount_cents=6666)],
+                     id="never_more_than_the_order_holds"),
+        pytest.param([*PAID, shortfall()], short(), [], id="recorded_once"),
+        pytest.param(PLACED, short(), INVALID, id="an_unpaid_order_cannot_fall_short"),
+        pytest.param(CANCELLED_UNPAID, short(), INVALID, id="a_cancelled_order_cannot_fall_short"),
+        pytest.param(PAID, short("product-9"), INVALID, id="a_product_not_in_the_order_is_invalid"),
+    ])
+    def test_decide(self, given, when, then):
+        assert_outcome(decide(order, given, when), then)
+
+    def test_the_missing_units_are_flagged_for_refund_naming_their_seller(self):
+        [(target, key, flag)] = order.react(shortfall(), fold(order, [*PAID, shortfall()]), STAMP)
+        assert (target, key, flag.amount_cents, flag.refund_key, flag.seller_id, flag.fee_bps) == (
+            "payment", PAYMENT_ID, 3333, "shortfall/product-1", SELLER_ID, 1000)
+        assert order.view(fold(order, [*PAID, shortfall()]))["shortfalls"] == [
+            {"productId": "product-1", "quantity": 1, "amountCents": 3333}]

@@ -122,3 +122,41 @@ def test_what_is_owed_to_stripe():
     assert owed_to_stripe(OrderAllocated(order_id="o")) is None  # recorded before orders named their payment
     assert owed_to_stripe(PaymentIntentUnused(order_id="o", intent_id="pi_2", reason="superseded")) == \
         CancelIntent("o", "pi_2")
+
+
+def part(amount, key):
+    return p.FlagForRefund(command_id=f"flag-{key}", now=NOW, payment_id="pay", reason="sale_shortfall",
+                           amount_cents=amount, refund_key=key, seller_id="s", fee_bps=1000)
+
+
+def test_claims_on_part_of_a_payment():
+    state = fold(p, CAPTURED)
+    [first] = p.decide(state, part(3000, "shortfall/a"))
+    assert (first.amount_cents, first.refund_key, first.seller_id) == (3000, "shortfall/a", "s")
+    state = fold(p, [*CAPTURED, first])
+    assert p.decide(state, part(3000, "shortfall/a")) == []  # the same claim again
+    [second] = p.decide(state, part(9999, "shortfall/b"))
+    assert second.amount_cents == 7667 - 3000  # never more than what is left
+    state = fold(p, [*CAPTURED, first, second])
+    assert p.decide(state, part(1, "shortfall/c")) == []  # nothing left to claim
+    assert kinds(p.decide(state, part(0, "shortfall/d"))) == ["invalid"]
+    [paid_a] = p.decide(state, settle_key("shortfall/a"))
+    state = fold(p, [*CAPTURED, first, second, paid_a])
+    assert (state.state, state.refunded_cents) == (p.REFUND_PENDING, 3000)  # b still waits
+    [paid_b] = p.decide(state, settle_key("shortfall/b"))
+    state = fold(p, [*CAPTURED, first, second, paid_a, paid_b])
+    assert (state.state, state.refunded_cents) == (p.REFUNDED, 7667)
+    assert kinds(p.decide(state, settle_key("shortfall/z"))) == ["invalid_transition"]
+
+
+def settle_key(key):
+    return p.SettleRefund(command_id=f"settle-{key}", now=NOW, payment_id="pay", refund_id=f"re-{key}", refund_key=key)
+
+
+def test_a_partly_refunded_payment_is_captured_still():
+    state = fold(p, CAPTURED)
+    [claim] = p.decide(state, part(1000, "shortfall/a"))
+    [paid] = p.decide(fold(p, [*CAPTURED, claim]), settle_key("shortfall/a"))
+    state = fold(p, [*CAPTURED, claim, paid])
+    assert (state.state, p.view(state)["refundedCents"], p.view(state)["refundPendingCents"]) == (p.CAPTURED, 1000, 0)
+    assert p.decide(state, capture("evt_late")) == []
