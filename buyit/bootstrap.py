@@ -26,7 +26,15 @@ def create_topics(settings: Settings) -> None:
             except Exception as err:  # created meanwhile by another process: fine
                 if "TOPIC_ALREADY_EXISTS" not in str(err) and "already exists" not in str(err).lower():
                     raise
-    wait_for(lambda: set(all_topics()) <= set(admin.list_topics(timeout=5).topics), 30, "topics to exist")
+    wait_for(lambda: _all_led(admin.list_topics(timeout=5).topics), 30, "every topic partition to have a leader")
+
+
+def _all_led(listed: dict) -> bool:
+    """Every topic exists and each of its partitions has a leader: a partition just created may not have
+    one yet, and a client that asks it for offsets then (the API's results reader) fails."""
+    return all(topic in listed and listed[topic].partitions
+               and all(p.leader >= 0 and p.error is None for p in listed[topic].partitions.values())
+               for topic in all_topics())
 
 
 def create_schema(database_url: str, schema: str | None = None) -> None:

@@ -9,7 +9,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import msgspec
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from buyit.clients import consumer_config, producer_config
 from buyit.envelope import RESULTS, command_envelope, commands_topic
@@ -69,16 +70,22 @@ class CommandBus:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._consumer.assign(self._results_ends())  # from the end: only answers to commands sent from now on
+        for target in (self._consume, self._deliver):
+            thread = threading.Thread(target=target, daemon=True, name=target.__name__)
+            thread.start()
+            self._threads.append(thread)
+
+    # A broker just started (or a partition just moved) answers "not leader" for a moment: wait it out.
+    @retry(retry=retry_if_exception_type(KafkaException), stop=stop_after_delay(30), wait=wait_fixed(0.5),
+           reraise=True)
+    def _results_ends(self) -> list[TopicPartition]:
         meta = self._consumer.list_topics(RESULTS, timeout=10)
         parts = []
         for p in meta.topics[RESULTS].partitions:
             _, high = self._consumer.get_watermark_offsets(TopicPartition(RESULTS, p), timeout=10)
             parts.append(TopicPartition(RESULTS, p, max(high, 0)))
-        self._consumer.assign(parts)  # from the end: only answers to commands sent from now on
-        for target in (self._consume, self._deliver):
-            thread = threading.Thread(target=target, daemon=True, name=target.__name__)
-            thread.start()
-            self._threads.append(thread)
+        return parts
 
     def close(self) -> None:
         self._stop.set()
