@@ -278,7 +278,7 @@ class Stock:
     # unpickles without them and falls back on the class attribute.
     ended: PMap = pmap()  # reservation id -> Ended, for every id that is not (or no longer) held
     set_at: datetime | None = None  # the `now` of the newest SetStock applied
-    set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at`
+    set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at` (the one in force among them)
 
     @property
     def available(self) -> int:
@@ -315,12 +315,12 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
             return not_found("stock")
         case SetStock() if not may_manage(command.actor, state.seller_id):
             return forbidden("only the product's seller or an admin may set its stock")
-        case SetStock() if command.now == state.set_at and command.command_id in state.set_ids:
-            return []  # a redelivery of the setting in force
+        case SetStock() if command.command_id in state.set_ids:
+            return []  # the setting in force, again (redelivered, or retried by the API with a fresh `now`)
         case SetStock() if command.expected_version is not None and command.expected_version != state.version:
             return Rejection("version_conflict", "stock changed since you read it", 409,
                              {"currentVersion": state.version})
-        case SetStock() if command.expected_version is None and state.set_at and command.now < state.set_at:
+        case SetStock() if command.expected_version is None and _superseded(state, command.now):
             # An absolute total without a version read is ordered by its time: re-applying an older one
             # (a late redelivery) would bring back units sold since.
             return Rejection("superseded", "a newer stock setting was already applied", 409,
@@ -400,6 +400,11 @@ def _claimed_by(state: Stock, reservation_id: str, order_id: str, outcomes: tupl
     """
     ended = state.ended.get(reservation_id)
     return ended is not None and ended.holder_id == order_id and ended.outcome in outcomes
+
+
+def _superseded(state: Stock, at: datetime) -> bool:
+    """Whether a setting made at `at` is older than the one in force."""
+    return state.set_at is not None and at < state.set_at
 
 
 def _reserve(state: Stock, command: ReserveStock) -> list[Event] | Rejection:

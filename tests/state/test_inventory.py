@@ -156,6 +156,8 @@ class TestLateRedelivery:
                      id="a_redelivered_set_stock_does_not_bring_back_sold_units"),
         pytest.param([*STOCKED, stock_updated(10), *SOLD[2:]], set_stock(10, expected_version=2), [],
                      id="a_redelivered_versioned_set_stock_changes_nothing"),
+        pytest.param([*STOCKED, stock_updated(10), *SOLD[2:]], set_stock(10, now=LATER_STILL), [],
+                     id="an_api_retry_of_the_setting_in_force_with_a_fresh_now_changes_nothing"),
         pytest.param([*STOCKED, stock_updated(10), *SOLD[2:], stock_updated(7, request_id="set-stock-2")],
                      set_stock(10), [], id="an_older_setting_at_the_same_instant_is_known_too"),
         pytest.param([*STOCKED, stock_updated(4, request_id="set-stock-2", requested_at=LATER_STILL)], set_stock(10),
