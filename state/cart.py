@@ -5,12 +5,19 @@ product's inventory reserves (or refuses), and the cart confirms the item with
 the quantity the reservation now holds. A cart ends COMPLETED (paid), EXPIRED
 (idle too long) or ABANDONED (payment failed); the buyer's next add starts a
 new cart with a new id.
+
+Every request is idempotent by state, however late a redelivery comes: the
+cart remembers the ids of the buyer's requests it applied, numbers what it asks
+of inventory per reservation (`seq`) and asks for absolute totals, and applies
+an answer from inventory only if nothing newer was answered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+
+from pyrsistent import PMap, PSet, pmap, pset
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, derived_id, invalid, message,
                           not_found)
@@ -53,11 +60,12 @@ class RemoveCartItem(Command):
 
 @message
 class ConfirmReservation(Command):
-    """From inventory: the reservation now holds `quantity` units."""
+    """From inventory: the reservation now holds `quantity` units, answering the cart's request `seq`."""
 
     buyer_id: str
     reservation_id: str
     quantity: int
+    seq: int = 0
 
 
 @message
@@ -66,6 +74,7 @@ class RefuseReservation(Command):
 
     buyer_id: str
     reservation_id: str
+    seq: int = 0
 
 
 @message
@@ -74,6 +83,7 @@ class LapseReservation(Command):
 
     buyer_id: str
     reservation_id: str
+    seq: int = 0  # the newest request the lapsed hold answered
 
 
 @message
@@ -124,10 +134,12 @@ class CartItemRequested(Event):
     settles = False
     cart_id: str
     item: Item
-    quantity: int
+    quantity: int  # the total the reservation should hold ("set"); older records may "add"
     mode: str
     reservation_expires_at: datetime
     expires_at: datetime
+    seq: int = 0
+    request_id: str = ""  # the buyer's request, so its redelivery is known by state
 
 
 @message
@@ -136,6 +148,7 @@ class CartItemConfirmed(Event):
     item_id: str
     product_id: str
     quantity: int
+    seq: int = 0
 
 
 @message
@@ -144,6 +157,7 @@ class CartItemRefused(Event):
     cart_id: str
     item_id: str
     product_id: str
+    seq: int = 0
 
 
 @message
@@ -155,6 +169,8 @@ class CartItemRemoved(Event):
     quantity: int
     reason: str
     expires_at: datetime | None
+    seq: int = 0  # removed: the release's; lapsed: the newest request the lapsed hold answered
+    request_id: str = ""
 
 
 @message
@@ -166,6 +182,7 @@ class CartAbandoned(Event):
     status: str
     items: tuple[Item, ...]
     at: datetime
+    seq: int = 0  # stamped on the releases of its items
 
 
 @message
@@ -190,6 +207,15 @@ class CartCompleted(Event):
 # --- state ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Ask:
+    """The newest request the cart made of inventory for one reservation, and the newest answer applied."""
+
+    seq: int
+    quantity: int  # the total asked for (0: a release)
+    answered: int = 0  # the seq of the newest answer applied (a release needs none)
+
+
+@dataclass(frozen=True)
 class Cart:
     cart_id: str | None = None
     buyer_id: str = ""
@@ -199,6 +225,16 @@ class Cart:
     created_at: datetime | None = None
     order_id: str | None = None
     version: int = 0
+    # Plain (immutable) defaults, not factories: a recovery snapshot taken before these fields existed
+    # unpickles without them and falls back on the class attribute.
+    sequence: int = 0  # the newest seq stamped; cart-wide, so a re-added product's reservation goes on counting
+    asks: PMap = pmap()  # reservation id -> Ask
+    requests: PSet = pset()  # ids of the buyer's add, change and remove requests this cart applied
+    earlier: PSet = pset()  # and those the cart before it applied: a late one must not land in this cart
+
+    def applied(self, request_id: str) -> bool:
+        """Whether this cart, or the one before it, already did what the buyer's request asked."""
+        return request_id in self.requests or request_id in self.earlier
 
     def item(self, item_id: str) -> Item | None:
         return next((i for i in self.items.values() if i.item_id == item_id and i.quantity > 0), None)
@@ -221,6 +257,8 @@ def initial_state() -> Cart:
 
 def decide(state: Cart, command: Command) -> list[Event] | Rejection:
     match command:
+        case AddCartItem() | ChangeCartItem() | RemoveCartItem() if state.applied(command.command_id):
+            return []  # a redelivered request: doing it again would add twice or undo a later change
         case AddCartItem() if not 1 <= command.quantity:
             return invalid("quantity must be at least 1")
         case AddCartItem() if state.cart_id is None or state.status in ENDED:
@@ -243,32 +281,39 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
             item = state.item(command.item_id)
             return [CartItemRequested(cart_id=state.cart_id, item=item, quantity=command.quantity, mode="set",
                                       reservation_expires_at=_after(command, command.reservation_ttl_s),
-                                      expires_at=_after(command, command.cart_ttl_s))]
+                                      expires_at=_after(command, command.cart_ttl_s), seq=state.sequence + 1,
+                                      request_id=command.command_id)]
         case RemoveCartItem() if state.item(command.item_id) is None:
             return not_found("cart item")
         case RemoveCartItem():
             item = state.item(command.item_id)
             return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                     reservation_id=item.reservation_id, quantity=item.quantity, reason="removed",
-                                    expires_at=_after(command, command.cart_ttl_s))]
+                                    expires_at=_after(command, command.cart_ttl_s), seq=state.sequence + 1,
+                                    request_id=command.command_id)]
+        case ConfirmReservation() | RefuseReservation() if _answered(state, command.reservation_id, command.seq):
+            return []  # this answer, or a newer one, was applied already
+        case LapseReservation() if _asked_since(state, command.reservation_id, command.seq):
+            return []  # a newer request is on its way: inventory will hold units for it again
         case ConfirmReservation():
             item = state.by_reservation(command.reservation_id)
             if item is None or state.status != ACTIVE:
                 return []  # the cart moved on; inventory's own expiry or release will return the units
             return [CartItemConfirmed(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
-                                      quantity=command.quantity)]
+                                      quantity=command.quantity, seq=command.seq)]
         case RefuseReservation():
             item = state.by_reservation(command.reservation_id)
             if item is None:
                 return []
-            return [CartItemRefused(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id)]
+            return [CartItemRefused(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
+                                    seq=command.seq)]
         case LapseReservation():
             item = state.by_reservation(command.reservation_id)
             if item is None or state.status != ACTIVE:
                 return []
             return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                     reservation_id=item.reservation_id, quantity=item.quantity,
-                                    reason="reservation_expired", expires_at=None)]
+                                    reason="reservation_expired", expires_at=None, seq=command.seq)]
         case Checkout() if state.status == CHECKOUT:
             return Rejection("invalid_transition", "this cart is already being checked out", 409,
                              {"orderId": state.order_id})
@@ -284,10 +329,10 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
             return [CartCompleted(cart_id=state.cart_id, order_id=command.order_id, at=command.now)]
         case CloseCart():
             return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=ABANDONED,
-                                  items=_held(state), at=command.now)]
+                                  items=_held(state), at=command.now, seq=state.sequence + 1)]
         case Expire() if state.status == ACTIVE and state.expires_at and state.expires_at <= command.now:
             return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=EXPIRED,
-                                  items=_held(state), at=command.now)]
+                                  items=_held(state), at=command.now, seq=state.sequence + 1)]
         case Expire():
             return []
     return invalid(f"carts do not handle {type(command).__name__}")
@@ -298,15 +343,36 @@ def _held(state: Cart) -> tuple[Item, ...]:
     return tuple(i for i in state.items.values() if i.quantity > 0)
 
 
+def _answered(state: Cart, reservation_id: str, seq: int) -> bool:
+    """Whether an answer to request `seq` is old news: it, or a newer one, was applied (or released)."""
+    ask = state.asks.get(reservation_id)
+    return ask is not None and 0 < seq <= ask.answered
+
+
+def _asked_since(state: Cart, reservation_id: str, seq: int) -> bool:
+    """Whether the cart asked for this reservation after the request `seq` answered."""
+    ask = state.asks.get(reservation_id)
+    return ask is not None and 0 < seq < ask.seq
+
+
 def _request_add(state: Cart, command: AddCartItem) -> list[Event]:
+    """Ask for the item's total, not the increment, so a redelivered ask holds the same units."""
     held = state.items.get(command.product_id)
     item = held or Item(item_id=derived_id(state.cart_id, f"item/{command.product_id}"),
                         product_id=command.product_id, sku=command.sku, seller_id=command.seller_id, quantity=0,
                         price_cents=command.price_cents, currency=command.currency,
                         reservation_id=derived_id(state.cart_id, f"reservation/{command.product_id}"))
-    return [CartItemRequested(cart_id=state.cart_id, item=item, quantity=command.quantity, mode="add",
+    wanted = (_asking(state, held) if held else 0) + command.quantity
+    return [CartItemRequested(cart_id=state.cart_id, item=item, quantity=wanted, mode="set",
                               reservation_expires_at=_after(command, command.reservation_ttl_s),
-                              expires_at=_after(command, command.cart_ttl_s))]
+                              expires_at=_after(command, command.cart_ttl_s), seq=state.sequence + 1,
+                              request_id=command.command_id)]
+
+
+def _asking(state: Cart, item: Item) -> int:
+    """What the item's reservation holds, or will once inventory answers the newest request."""
+    ask = state.asks.get(item.reservation_id)
+    return ask.quantity if ask is not None and ask.answered < ask.seq else item.quantity
 
 
 def _after(command: Command, seconds: int) -> datetime:
@@ -318,31 +384,60 @@ def evolve(state: Cart, event: Event) -> Cart:
     match event:
         case CartCreated():
             new = Cart(cart_id=event.cart_id, buyer_id=event.buyer_id, created_at=event.created_at,
-                       version=state.version)
+                       version=state.version, earlier=state.requests)
         case CartItemRequested():
             items = state.items if event.item.product_id in state.items else {
                 **state.items, event.item.product_id: event.item}
-            new = replace(state, items=items, expires_at=event.expires_at)
+            new = _asked(replace(state, items=items, expires_at=event.expires_at), event.item.reservation_id,
+                         event.seq, event.quantity, event.request_id)
         case CartItemConfirmed():
             item = replace(state.items[event.product_id], quantity=event.quantity)
-            new = replace(state, items={**state.items, event.product_id: item})
+            new = _answer(replace(state, items={**state.items, event.product_id: item}), item.reservation_id,
+                          event.seq)
         case CartItemRefused():
             held = state.items[event.product_id]
-            items = state.items if held.quantity > 0 else {
+            waiting = _asked_since(state, held.reservation_id, event.seq)  # a newer request may still hold units
+            items = state.items if held.quantity > 0 or waiting else {
                 k: v for k, v in state.items.items() if k != event.product_id}
-            new = replace(state, items=items)
+            new = _answer(replace(state, items=items), held.reservation_id, event.seq)
         case CartItemRemoved():
             new = replace(state, items={k: v for k, v in state.items.items() if k != event.product_id},
                           expires_at=event.expires_at or state.expires_at)
+            # Released or lapsed, the reservation starts afresh: an answer to anything asked before is moot.
+            new = _asked(new, event.reservation_id, event.seq, 0, event.request_id)
+            new = _answer(new, event.reservation_id, _newest(new, event.reservation_id))
+        case CartAbandoned():
+            new = replace(state, status=event.status, sequence=max(state.sequence, event.seq))
         case CartCheckedOut():
             new = replace(state, status=CHECKOUT, order_id=event.order_id)
         case CartCompleted():
             new = replace(state, status=COMPLETED)
-        case CartAbandoned():
-            new = replace(state, status=event.status)
         case _:
             new = state
     return replace(new, version=state.version + 1)
+
+
+def _newest(state: Cart, reservation_id: str) -> int:
+    ask = state.asks.get(reservation_id)
+    return ask.seq if ask is not None else 0
+
+
+def _asked(state: Cart, reservation_id: str, seq: int, quantity: int, request_id: str) -> Cart:
+    """The cart asked inventory for `quantity` (request `seq`), for the buyer's request `request_id`."""
+    requests = state.requests.add(request_id) if request_id else state.requests
+    if seq <= _newest(state, reservation_id):  # unsequenced (an older record) or a lapse: no new ask
+        return replace(state, requests=requests)
+    answered = state.asks[reservation_id].answered if reservation_id in state.asks else 0
+    return replace(state, requests=requests, sequence=max(state.sequence, seq),
+                   asks=state.asks.set(reservation_id, Ask(seq, quantity, answered)))
+
+
+def _answer(state: Cart, reservation_id: str, seq: int) -> Cart:
+    """Inventory's answer to request `seq` (or a release, which needs none) was applied."""
+    ask = state.asks.get(reservation_id)
+    if ask is None or seq <= ask.answered:
+        return state
+    return replace(state, asks=state.asks.set(reservation_id, replace(ask, answered=seq)))
 
 
 def react(event: Event, state: Cart, stamp: Stamp) -> list:
@@ -353,11 +448,12 @@ def react(event: Event, state: Cart, stamp: Stamp) -> list:
             return [("inventory", event.item.product_id, inventory.ReserveStock(
                 command_id=stamp.id("reserve"), now=stamp.now, product_id=event.item.product_id,
                 reservation_id=event.item.reservation_id, cart_id=event.cart_id, buyer_id=state.buyer_id,
-                quantity=event.quantity, mode=event.mode, expires_at=event.reservation_expires_at))]
+                quantity=event.quantity, mode=event.mode, expires_at=event.reservation_expires_at, seq=event.seq))]
         case CartItemRemoved() if event.reason == "removed":
-            return [_release(event.product_id, event.reservation_id, "removed", stamp)]
+            return [_release(event.product_id, event.reservation_id, "removed", event.seq, stamp)]
         case CartAbandoned():
-            return [_release(i.product_id, i.reservation_id, event.status.lower(), stamp) for i in event.items]
+            return [_release(i.product_id, i.reservation_id, event.status.lower(), event.seq, stamp)
+                    for i in event.items]
         case CartCheckedOut():
             from state import order
             items = tuple(order.OrderItem(item_id=i.item_id, product_id=i.product_id, sku=i.sku,
@@ -371,11 +467,11 @@ def react(event: Event, state: Cart, stamp: Stamp) -> list:
     return []
 
 
-def _release(product_id: str, reservation_id: str, reason: str, stamp: Stamp):
+def _release(product_id: str, reservation_id: str, reason: str, seq: int, stamp: Stamp):
     from state import inventory
     return ("inventory", product_id, inventory.ReleaseReservation(
         command_id=stamp.id(f"release/{reservation_id}"), now=stamp.now, product_id=product_id,
-        reservation_id=reservation_id, reason=reason))
+        reservation_id=reservation_id, reason=reason, seq=seq))
 
 
 def deadline(state: Cart) -> datetime | None:

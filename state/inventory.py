@@ -4,6 +4,12 @@ Units are always in exactly one bucket: available, reserved (soft, a cart's),
 or allocated (hard, an order's); `available + reserved + allocated = total`.
 A confirmed sale takes its units out of `allocated` and out of `total` and
 counts them in `sold`.
+
+Every saga command is idempotent by state, however late a redelivery comes
+(the operator's window of recent command ids is short on a hot product): a
+reservation that ended leaves a tombstone (`Ended`), cart requests carry a
+per-reservation `seq` and only a newer one applies, and a seller's absolute
+`SetStock` is ordered by its time.
 """
 
 from __future__ import annotations
@@ -39,7 +45,11 @@ class SetStock(Command):
 
 @message
 class ReserveStock(Command):
-    """Hold units for a cart (soft). `mode="add"` adds to what the reservation holds, "set" replaces it."""
+    """Hold units for a cart (soft). `mode="add"` adds to what the reservation holds, "set" replaces it.
+
+    `seq` numbers the cart's requests for this reservation: one not newer than the last applied
+    is a redelivery and changes nothing. 0 is unsequenced (applied whenever it comes).
+    """
 
     product_id: str
     reservation_id: str
@@ -48,13 +58,18 @@ class ReserveStock(Command):
     quantity: int
     mode: str = "add"
     expires_at: datetime
+    seq: int = 0
 
 
 @message
 class ReleaseReservation(Command):
+    """Give a reservation's units back: from its cart (sequenced like `ReserveStock`) or its order."""
+
     product_id: str
     reservation_id: str
     reason: str = "released"
+    seq: int = 0
+    order_id: str = ""  # the order releasing it, so a late AllocateStock of that order is known for one
 
 
 @message
@@ -103,6 +118,8 @@ class StockUpdated(Event):
     total_quantity: int
     low_stock_threshold: int
     levels: Levels
+    request_id: str = ""  # the SetStock's id and `now`, so a redelivery of it is known by state
+    requested_at: datetime | None = None
 
 
 @message
@@ -124,6 +141,7 @@ class StockReserved(Event):
     quantity: int
     expires_at: datetime
     available: int
+    seq: int = 0
 
 
 @message
@@ -136,6 +154,7 @@ class ReservationRefused(Event):
     buyer_id: str
     requested: int
     available: int
+    seq: int = 0
 
     def rejection(self) -> Rejection:
         return Rejection("insufficient_stock", f"only {self.available} available", 409,
@@ -151,6 +170,8 @@ class ReservationReleased(Event):
     kind: str
     reason: str
     available: int
+    seq: int = 0
+    order_id: str = ""
 
 
 @message
@@ -163,6 +184,7 @@ class ReservationExpired(Event):
     quantity: int
     kind: str
     available: int
+    seq: int = 0  # the newest cart request the hold answered
 
 
 @message
@@ -205,11 +227,13 @@ class SaleShortfall(Event):
     order_id: str
     quantity: int
     available: int
+    reservation_id: str = ""
 
 
 # --- state ----------------------------------------------------------------------------------------
 
 SOFT, HARD = "SOFT", "HARD"
+SOLD, SHORT, RELEASED, EXPIRED, REFUSED = "SOLD", "SHORT", "RELEASED", "EXPIRED", "REFUSED"
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,20 @@ class Reservation:
     kind: str
     expires_at: datetime
     buyer_id: str = ""
+    seq: int = 0  # the newest cart request applied to it
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A tombstone: what is left of a reservation id once nothing is held under it.
+
+    Enough to know a late command about it for a redelivery: the newest cart request
+    applied, and who held it last (the order, once an order claimed it).
+    """
+
+    outcome: str  # SOLD, SHORT (paid, no units left), RELEASED, EXPIRED, or REFUSED (never held)
+    holder_id: str
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,6 +274,11 @@ class Stock:
     # Persistent maps: a change copies O(log n), not the whole map, so a SKU held by many carts stays fast.
     reservations: PMap = field(default_factory=pmap)  # reservation id -> Reservation
     expiring: PMap = field(default_factory=pmap)  # whole second -> ids of the reservations expiring in it
+    # Plain (immutable) defaults, not factories: a recovery snapshot taken before these fields existed
+    # unpickles without them and falls back on the class attribute.
+    ended: PMap = pmap()  # reservation id -> Ended, for every id that is not (or no longer) held
+    set_at: datetime | None = None  # the `now` of the newest SetStock applied
+    set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at` (the one in force among them)
 
     @property
     def available(self) -> int:
@@ -272,8 +315,15 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
             return not_found("stock")
         case SetStock() if not may_manage(command.actor, state.seller_id):
             return forbidden("only the product's seller or an admin may set its stock")
+        case SetStock() if command.command_id in state.set_ids:
+            return []  # the setting in force, again (redelivered, or retried by the API with a fresh `now`)
         case SetStock() if command.expected_version is not None and command.expected_version != state.version:
             return Rejection("version_conflict", "stock changed since you read it", 409,
+                             {"currentVersion": state.version})
+        case SetStock() if command.expected_version is None and _superseded(state, command.now):
+            # An absolute total without a version read is ordered by its time: re-applying an older one
+            # (a late redelivery) would bring back units sold since.
+            return Rejection("superseded", "a newer stock setting was already applied", 409,
                              {"currentVersion": state.version})
         case SetStock() if command.total_quantity < 0:
             return invalid("totalQuantity must not be negative")
@@ -288,8 +338,11 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                          else state.low_stock_threshold)
             after = _levels_after(state, total=command.total_quantity)
             return [StockUpdated(product_id=state.product_id, total_quantity=command.total_quantity,
-                                 low_stock_threshold=threshold, levels=after),
+                                 low_stock_threshold=threshold, levels=after, request_id=command.command_id,
+                                 requested_at=command.now),
                     *_low_stock(state, after, threshold)]
+        case ReserveStock() | ReleaseReservation() if 0 < command.seq <= last_seq(state, command.reservation_id):
+            return []  # the cart already asked for something newer: a redelivered or overtaken request
         case ReserveStock():
             return _reserve(state, command)
         case ReleaseReservation():
@@ -298,9 +351,14 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                 return []  # already released, expired or sold: nothing to give back
             return [ReservationReleased(product_id=state.product_id, reservation_id=held.reservation_id,
                                         quantity=held.quantity, kind=held.kind, reason=command.reason,
-                                        available=state.available + held.quantity)]
+                                        available=state.available + held.quantity, seq=command.seq,
+                                        order_id=command.order_id)]
+        case AllocateStock() if _claimed_by(state, command.reservation_id, command.order_id, ENDINGS):
+            return []  # this order's allocation already came (or was refused) and ended
         case AllocateStock():
             return _allocate(state, command)
+        case ConfirmSale() if _claimed_by(state, command.reservation_id, command.order_id, (SOLD, SHORT)):
+            return []  # sold already (or found short): selling again would take the units twice
         case ConfirmSale():
             held = state.reservations.get(command.reservation_id)
             if held is not None and held.kind == HARD and held.holder_id == command.order_id:
@@ -311,17 +369,42 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                                              order_id=command.order_id, quantity=command.quantity)]
             return [SaleShortfall(product_id=state.product_id, seller_id=state.seller_id,
                                   order_id=command.order_id, quantity=command.quantity,
-                                  available=state.available)]
+                                  available=state.available, reservation_id=command.reservation_id)]
         case Expire():
             due = [state.reservations[i] for second in state.expiring if second <= command.now.timestamp()
                    for i in state.expiring[second]]
             return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
                                        holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
-                                       kind=r.kind,
-                                       available=state.available + r.quantity)
+                                       kind=r.kind, available=state.available + r.quantity, seq=r.seq)
                     for r in sorted(due, key=lambda r: (r.expires_at, r.reservation_id))
                     if r.expires_at <= command.now]
     return invalid(f"inventory does not handle {type(command).__name__}")
+
+
+ENDINGS = (SOLD, SHORT, RELEASED, EXPIRED, REFUSED)
+
+
+def last_seq(state: Stock, reservation_id: str) -> int:
+    """The newest cart request applied to a reservation, held or ended (0 if none was sequenced)."""
+    held = state.reservations.get(reservation_id)
+    if held is not None:
+        return held.seq
+    ended = state.ended.get(reservation_id)
+    return ended.seq if ended is not None else 0
+
+
+def _claimed_by(state: Stock, reservation_id: str, order_id: str, outcomes: tuple[str, ...]) -> bool:
+    """Whether the reservation ended, in one of `outcomes`, after `order_id` had claimed it.
+
+    One reservation id goes to at most one order (a cart checks out once), so this is exact.
+    """
+    ended = state.ended.get(reservation_id)
+    return ended is not None and ended.holder_id == order_id and ended.outcome in outcomes
+
+
+def _superseded(state: Stock, at: datetime) -> bool:
+    """Whether a setting made at `at` is older than the one in force."""
+    return state.set_at is not None and at < state.set_at
 
 
 def _reserve(state: Stock, command: ReserveStock) -> list[Event] | Rejection:
@@ -338,11 +421,11 @@ def _reserve(state: Stock, command: ReserveStock) -> list[Event] | Rejection:
     if wanted > can_have:
         return [ReservationRefused(product_id=state.product_id, reservation_id=command.reservation_id,
                                    cart_id=command.cart_id, buyer_id=command.buyer_id, requested=wanted,
-                                   available=can_have)]
+                                   available=can_have, seq=command.seq)]
     after = _levels_after(state, reserved=state.reserved - held_quantity + wanted)
     return [StockReserved(product_id=state.product_id, reservation_id=command.reservation_id,
                           cart_id=command.cart_id, buyer_id=command.buyer_id, quantity=wanted,
-                          expires_at=command.expires_at, available=after.available),
+                          expires_at=command.expires_at, available=after.available, seq=command.seq),
             *_low_stock(state, after, state.low_stock_threshold)]
 
 
@@ -371,28 +454,71 @@ def evolve(state: Stock, event: Event) -> Stock:
             new = Stock(product_id=event.product_id, seller_id=event.seller_id, sku=event.sku,
                         low_stock_threshold=event.low_stock_threshold)
         case StockUpdated():
-            new = replace(state, total=event.total_quantity, low_stock_threshold=event.low_stock_threshold)
+            new = _set_by(replace(state, total=event.total_quantity, low_stock_threshold=event.low_stock_threshold),
+                          event)
         case StockReserved():
             held = state.reservations.get(event.reservation_id)
+            seq = max(event.seq, last_seq(state, event.reservation_id))
             new = replace(_holding(state, Reservation(event.reservation_id, event.cart_id, event.quantity, SOFT,
-                                                      event.expires_at, event.buyer_id)),
+                                                      event.expires_at, event.buyer_id, seq)),
                           reserved=state.reserved - (held.quantity if held else 0) + event.quantity)
-        case ReservationReleased() | ReservationExpired():
-            new = _without(state, event.reservation_id)
+        case ReservationRefused():
+            new = _refused(state, event.reservation_id, event.cart_id, event.seq)
+        case ReservationReleased():
+            held = state.reservations.get(event.reservation_id)
+            holder = event.order_id or (held.holder_id if held else "")
+            new = _ended(state, event.reservation_id, RELEASED, holder, event.seq)
+        case ReservationExpired():
+            new = _ended(state, event.reservation_id, EXPIRED, event.holder_id)
         case StockAllocated():
             held = state.reservations.get(event.reservation_id)
             new = replace(_holding(state, Reservation(event.reservation_id, event.order_id, event.quantity, HARD,
-                                                      event.expires_at, held.buyer_id if held else "")),
+                                                      event.expires_at, held.buyer_id if held else "",
+                                                      last_seq(state, event.reservation_id))),
                           reserved=state.reserved - (held.quantity if held else 0),
                           allocated=state.allocated + event.quantity)
+        case AllocationRefused() if event.reservation_id not in state.reservations:
+            new = _ended(state, event.reservation_id, REFUSED, event.order_id)
         case ReservationFulfilled():
-            new = replace(_without(state, event.reservation_id), total=state.total - event.quantity,
-                          sold=state.sold + event.quantity)
+            new = replace(_ended(state, event.reservation_id, SOLD, event.order_id),
+                          total=state.total - event.quantity, sold=state.sold + event.quantity)
+        case SaleShortfall() if event.reservation_id and event.reservation_id not in state.reservations:
+            new = _ended(state, event.reservation_id, SHORT, event.order_id)
         case _:
             new = state
     new = replace(new, version=state.version + 1)
     _check_levels(new)
     return new
+
+
+def _set_by(state: Stock, event: StockUpdated) -> Stock:
+    """Remember which SetStock set the total, so its redelivery is recognised (see `decide`)."""
+    at = event.requested_at
+    if at is None or (state.set_at is not None and at < state.set_at):
+        return state  # an event from before SetStocks were remembered, or a versioned one that came late
+    if at == state.set_at:
+        return replace(state, set_ids=(*state.set_ids, event.request_id))
+    return replace(state, set_at=at, set_ids=(event.request_id,))
+
+
+def _refused(state: Stock, reservation_id: str, cart_id: str, seq: int) -> Stock:
+    """A refused cart request still counts as applied: redelivered once units are back, it must not hold."""
+    if seq == 0:
+        return state
+    held = state.reservations.get(reservation_id)
+    if held is not None:
+        return replace(state, reservations=state.reservations.set(reservation_id,
+                                                                   replace(held, seq=max(held.seq, seq))))
+    ended = state.ended.get(reservation_id)
+    tombstone = replace(ended, seq=max(ended.seq, seq)) if ended else Ended(REFUSED, cart_id, seq)
+    return replace(state, ended=state.ended.set(reservation_id, tombstone))
+
+
+def _ended(state: Stock, reservation_id: str, outcome: str, holder_id: str, seq: int = 0) -> Stock:
+    """Nothing is held under the id any more (see `_without` for the units); a tombstone remembers it."""
+    tombstone = Ended(outcome, holder_id, max(seq, last_seq(state, reservation_id)))
+    rest = _without(state, reservation_id)
+    return replace(rest, ended=rest.ended.set(reservation_id, tombstone))
 
 
 def _second(at: datetime) -> int:
@@ -412,7 +538,7 @@ def _holding(state: Stock, reservation: Reservation) -> Stock:
     second = _second(reservation.expires_at)
     expiring = expiring.set(second, expiring.get(second, pset()).add(reservation.reservation_id))
     return replace(state, reservations=state.reservations.set(reservation.reservation_id, reservation),
-                   expiring=expiring)
+                   expiring=expiring, ended=state.ended.discard(reservation.reservation_id))
 
 
 def _without(state: Stock, reservation_id: str) -> Stock:
@@ -444,6 +570,7 @@ def audit(stock: Stock) -> None:
           "allocated = the hard allocations held")
     check(sorted(i for ids in stock.expiring.values() for i in ids) == sorted(stock.reservations),
           "every reservation indexed by its expiry, once")
+    check(not any(i in stock.ended for i in stock.reservations), "a reservation id is held or ended, not both")
 
 
 def view(state: Stock) -> dict | None:
@@ -474,15 +601,15 @@ def react(event: Event, state: Stock, stamp: Stamp) -> list:
         case StockReserved():
             return [("cart", event.buyer_id, cart.ConfirmReservation(
                 command_id=stamp.id("confirm"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id, quantity=event.quantity))]
+                reservation_id=event.reservation_id, quantity=event.quantity, seq=event.seq))]
         case ReservationRefused():
             return [("cart", event.buyer_id, cart.RefuseReservation(
                 command_id=stamp.id("refuse"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id))]
+                reservation_id=event.reservation_id, seq=event.seq))]
         case ReservationExpired() if event.kind == SOFT:
             return [("cart", event.buyer_id, cart.LapseReservation(
                 command_id=stamp.id("lapse"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id))]
+                reservation_id=event.reservation_id, seq=event.seq))]
         case ReservationExpired():  # an unpaid order's hold ran out
             return [("order", event.holder_id, order.CancelOrder(
                 command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.holder_id,

@@ -481,7 +481,8 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
         case OrderCancelled():
             return [*[("inventory", i.product_id, inventory.ReleaseReservation(
                         command_id=stamp.id(f"release/{i.reservation_id}"), now=stamp.now,
-                        product_id=i.product_id, reservation_id=i.reservation_id, reason=event.reason))
+                        product_id=i.product_id, reservation_id=i.reservation_id, reason=event.reason,
+                        order_id=state.order_id))
                       for i in state.items],
                     ("cart", state.buyer_id, cart.CloseCart(
                         command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,

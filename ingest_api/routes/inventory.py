@@ -39,7 +39,10 @@ async def get_stock(request: Request, product_id: str, actor: SellerOrAdmin):
 
 @router.put("/stock")
 async def set_stock(request: Request, actor: SellerOrAdmin, body: StockLevel):
-    """Set the units on hand; `expectedVersion` makes it a compare-and-set (409 `version_conflict`)."""
+    """Set the units on hand; `expectedVersion` makes it a compare-and-set (409 `version_conflict`).
+
+    Without it the total is absolute and ordered by time: one older than the setting in force is
+    409 `superseded` (a late redelivery must not bring back units sold since)."""
     checked_id(body.product_id, "stock")
     command = SetStock(command_id=command_id(request, actor), now=now(), actor=actor,
                        product_id=body.product_id, total_quantity=body.total_quantity,

@@ -119,11 +119,18 @@ def set_stock(total_quantity, *, actor=THE_SELLER, now=LATER, command_id="set-st
                               low_stock_threshold=low_stock_threshold)
 
 
-def stock_updated(total, *, threshold=5, reserved=0, allocated=0, sold=0):
-    """Stock set to `total`; the levels follow from the units held."""
+def stock_updated(total, *, threshold=5, reserved=0, allocated=0, sold=0, request_id="set-stock-1",
+                  requested_at=LATER):
+    """Stock set to `total` (by `set_stock()`, unless told); the levels follow from the units held."""
     return inventory.StockUpdated(product_id=PRODUCT_ID, total_quantity=total, low_stock_threshold=threshold,
                                   levels=inventory.Levels(total=total, available=total - reserved - allocated,
-                                                          reserved=reserved, allocated=allocated, sold=sold))
+                                                          reserved=reserved, allocated=allocated, sold=sold),
+                                  request_id=request_id, requested_at=requested_at)
+
+
+def stock_was_set(total, **fields):
+    """For given histories: stock set by an earlier SetStock than `set_stock()`, so that one is new."""
+    return stock_updated(total, request_id="set-stock-0", requested_at=NOW, **fields)
 
 
 def low_stock_alert(available, *, threshold=5):
@@ -133,15 +140,78 @@ def low_stock_alert(available, *, threshold=5):
 
 # Units held by carts and orders, only to set up states for the stock rules above.
 
-def reserved(quantity, *, reservation_id="reservation-1", available=0, expires_at=LATER):
+def reserved(quantity, *, reservation_id="reservation-1", available=0, expires_at=LATER, seq=0):
     return inventory.StockReserved(product_id=PRODUCT_ID, reservation_id=reservation_id, cart_id="cart-1",
                                    buyer_id="buyer-1", quantity=quantity, expires_at=expires_at,
-                                   available=available)
+                                   available=available, seq=seq)
 
 
-def allocated(quantity, *, reservation_id="reservation-2", available=0, expires_at=LATER):
-    return inventory.StockAllocated(product_id=PRODUCT_ID, reservation_id=reservation_id, order_id="order-1",
+def allocated(quantity, *, reservation_id="reservation-2", available=0, expires_at=LATER, order_id="order-1"):
+    return inventory.StockAllocated(product_id=PRODUCT_ID, reservation_id=reservation_id, order_id=order_id,
                                     quantity=quantity, expires_at=expires_at, available=available)
+
+
+# The saga commands, and what inventory decides of them. A cart's reservation is "reservation-1"
+# of "cart-1"; an order's is "reservation-2" of "order-1".
+
+def reserve(quantity, *, seq=0, mode="set", reservation_id="reservation-1", now=LATER, command_id="reserve-1",
+            expires_at=LATER):
+    return inventory.ReserveStock(command_id=command_id, now=now, product_id=PRODUCT_ID,
+                                  reservation_id=reservation_id, cart_id="cart-1", buyer_id="buyer-1",
+                                  quantity=quantity, mode=mode, expires_at=expires_at, seq=seq)
+
+
+def refused(requested, *, available, seq=0, reservation_id="reservation-1"):
+    return inventory.ReservationRefused(product_id=PRODUCT_ID, reservation_id=reservation_id, cart_id="cart-1",
+                                        buyer_id="buyer-1", requested=requested, available=available, seq=seq)
+
+
+def release(*, seq=0, order_id="", reservation_id="reservation-1", reason="removed", now=LATER,
+            command_id="release-1"):
+    return inventory.ReleaseReservation(command_id=command_id, now=now, product_id=PRODUCT_ID,
+                                        reservation_id=reservation_id, reason=reason, seq=seq, order_id=order_id)
+
+
+def released(quantity, *, available, seq=0, order_id="", kind=inventory.SOFT, reservation_id="reservation-1",
+             reason="removed"):
+    return inventory.ReservationReleased(product_id=PRODUCT_ID, reservation_id=reservation_id, quantity=quantity,
+                                         kind=kind, reason=reason, available=available, seq=seq,
+                                         order_id=order_id)
+
+
+def expired(quantity, *, available, seq=0, kind=inventory.SOFT, holder_id="cart-1",
+            reservation_id="reservation-1"):
+    return inventory.ReservationExpired(product_id=PRODUCT_ID, reservation_id=reservation_id, holder_id=holder_id,
+                                        buyer_id="buyer-1", quantity=quantity, kind=kind, available=available,
+                                        seq=seq)
+
+
+def allocate(quantity, *, reservation_id="reservation-2", order_id="order-1", now=LATER, command_id="allocate-1",
+             expires_at=LATER):
+    return inventory.AllocateStock(command_id=command_id, now=now, product_id=PRODUCT_ID,
+                                   reservation_id=reservation_id, order_id=order_id, quantity=quantity,
+                                   expires_at=expires_at)
+
+
+def allocation_refused(requested, *, available, reservation_id="reservation-2", order_id="order-1"):
+    return inventory.AllocationRefused(product_id=PRODUCT_ID, reservation_id=reservation_id, order_id=order_id,
+                                       requested=requested, available=available)
+
+
+def confirm_sale(quantity, *, reservation_id="reservation-2", order_id="order-1", now=LATER,
+                 command_id="sell-1"):
+    return inventory.ConfirmSale(command_id=command_id, now=now, product_id=PRODUCT_ID,
+                                 reservation_id=reservation_id, order_id=order_id, quantity=quantity)
+
+
+def fulfilled(quantity, *, reservation_id="reservation-2", order_id="order-1"):
+    return inventory.ReservationFulfilled(product_id=PRODUCT_ID, reservation_id=reservation_id, order_id=order_id,
+                                          quantity=quantity)
+
+
+def shortfall(quantity, *, available, reservation_id="reservation-2", order_id="order-1"):
+    return inventory.SaleShortfall(product_id=PRODUCT_ID, seller_id=SELLER_ID, order_id=order_id,
+                                   quantity=quantity, available=available, reservation_id=reservation_id)
 
 
 # --- carts --------------------------------------------------------------------------------------
@@ -182,19 +252,21 @@ def remove_item(*, item_id=None, now=LATER, command_id="remove-1", cart_ttl_s=CA
                                item_id=item_id or cart_item().item_id, cart_ttl_s=cart_ttl_s)
 
 
-def confirm_reservation(quantity=2, *, reservation_id=None, now=NOW, command_id="confirm-1"):
+def confirm_reservation(quantity=2, *, reservation_id=None, now=NOW, command_id="confirm-1", seq=1):
+    """Inventory's answer to the cart's request `seq` (the first add's, unless told)."""
     return cart.ConfirmReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
-                                   reservation_id=reservation_id or cart_item().reservation_id, quantity=quantity)
+                                   reservation_id=reservation_id or cart_item().reservation_id, quantity=quantity,
+                                   seq=seq)
 
 
-def refuse_reservation(*, reservation_id=None, now=NOW, command_id="refuse-1"):
+def refuse_reservation(*, reservation_id=None, now=NOW, command_id="refuse-1", seq=1):
     return cart.RefuseReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
-                                  reservation_id=reservation_id or cart_item().reservation_id)
+                                  reservation_id=reservation_id or cart_item().reservation_id, seq=seq)
 
 
-def lapse_reservation(*, reservation_id=None, now=LATER, command_id="lapse-1"):
+def lapse_reservation(*, reservation_id=None, now=LATER, command_id="lapse-1", seq=1):
     return cart.LapseReservation(command_id=command_id, now=now, buyer_id=BUYER_ID,
-                                 reservation_id=reservation_id or cart_item().reservation_id)
+                                 reservation_id=reservation_id or cart_item().reservation_id, seq=seq)
 
 
 def checkout(*, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000, now=LATER,
@@ -212,29 +284,32 @@ def cart_created(*, cart_id=CART_ID, created_at=NOW):
     return cart.CartCreated(cart_id=cart_id, buyer_id=BUYER_ID, created_at=created_at)
 
 
-def item_requested(quantity=2, *, item=None, mode="add", at=NOW, cart_id=CART_ID):
-    """A request made at `at`, with the default TTLs."""
+def item_requested(quantity=2, *, item=None, mode="set", at=NOW, cart_id=CART_ID, seq=1, request_id=FIRST_ADD):
+    """The cart's request `seq` for the item's total, made at `at` for the buyer's `request_id`, default TTLs."""
     return cart.CartItemRequested(cart_id=cart_id, item=item or cart_item(), quantity=quantity, mode=mode,
                                   reservation_expires_at=at + timedelta(seconds=RESERVATION_TTL_S),
-                                  expires_at=at + timedelta(seconds=CART_TTL_S))
+                                  expires_at=at + timedelta(seconds=CART_TTL_S), seq=seq, request_id=request_id)
 
 
-def item_confirmed(quantity=2, *, product_id=PRODUCT_ID):
+def item_confirmed(quantity=2, *, product_id=PRODUCT_ID, seq=1):
     return cart.CartItemConfirmed(cart_id=CART_ID, item_id=cart_item(product_id=product_id).item_id,
-                                  product_id=product_id, quantity=quantity)
+                                  product_id=product_id, quantity=quantity, seq=seq)
 
 
-def item_refused(*, product_id=PRODUCT_ID):
+def item_refused(*, product_id=PRODUCT_ID, seq=1):
     return cart.CartItemRefused(cart_id=CART_ID, item_id=cart_item(product_id=product_id).item_id,
-                                product_id=product_id)
+                                product_id=product_id, seq=seq)
 
 
 def item_removed(quantity=2, *, reason="removed", expires_at=LATER + timedelta(seconds=CART_TTL_S),
-                 product_id=PRODUCT_ID):
+                 product_id=PRODUCT_ID, seq=None, request_id=None):
+    """Removed by `remove_item()` (its release is the cart's 2nd request), or lapsed (answering the 1st)."""
     item = cart_item(product_id=product_id)
+    removed = reason == "removed"
     return cart.CartItemRemoved(cart_id=CART_ID, item_id=item.item_id, product_id=product_id,
                                 reservation_id=item.reservation_id, quantity=quantity, reason=reason,
-                                expires_at=expires_at)
+                                expires_at=expires_at, seq=seq if seq is not None else (2 if removed else 1),
+                                request_id=request_id if request_id is not None else ("remove-1" if removed else ""))
 
 
 def checked_out(items=None, *, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000):
@@ -247,9 +322,9 @@ def cart_completed(*, order_id="order-1", at=LATER):
     return cart.CartCompleted(cart_id=CART_ID, order_id=order_id, at=at)
 
 
-def cart_abandoned(status, items=None, *, at=LATER):
+def cart_abandoned(status, items=None, *, at=LATER, seq=2):
     return cart.CartAbandoned(cart_id=CART_ID, buyer_id=BUYER_ID, status=status,
-                              items=items if items is not None else (cart_item(2),), at=at)
+                              items=items if items is not None else (cart_item(2),), at=at, seq=seq)
 
 
 # --- orders -------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def a_new_cart(command_id, quantity=2):
     """The events an add decides when it starts a cart: the cart, then the request for the item."""
     cart_id = derived_id(command_id, "cart")
     return [cart_created(cart_id=cart_id, created_at=LATER),
-            item_requested(quantity, item=cart_item(cart_id=cart_id), at=LATER, cart_id=cart_id)]
+            item_requested(quantity, item=cart_item(cart_id=cart_id), at=LATER, cart_id=cart_id, request_id=command_id)]
 
 
 class TestAddItem:
@@ -51,10 +51,21 @@ class TestAddItem:
                      id="after_an_expired_cart_the_next_add_starts_a_new_one"),
         pytest.param(ABANDONED_CART, add_item(2, command_id="add-2", now=LATER), a_new_cart("add-2"),
                      id="after_an_abandoned_cart_the_next_add_starts_a_new_one"),
-        pytest.param(HOLDING, add_item(1, command_id="add-2", now=LATER), [item_requested(1, item=MUG, at=LATER)],
-                     id="adding_a_held_product_asks_for_more_of_the_same_item"),
+        pytest.param(HOLDING, add_item(1, command_id="add-2", now=LATER),
+                     [item_requested(3, item=MUG, at=LATER, seq=2, request_id="add-2")],
+                     id="adding_a_held_product_asks_for_the_new_total_of_the_same_item"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1")],
+                     add_item(1, command_id="add-2", now=LATER),
+                     [item_requested(6, item=MUG, at=LATER, seq=3, request_id="add-2")],
+                     id="adding_counts_on_a_request_not_yet_answered"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1"),
+                      item_refused(seq=2)],
+                     add_item(1, command_id="add-2", now=LATER),
+                     [item_requested(3, item=MUG, at=LATER, seq=3, request_id="add-2")],
+                     id="adding_after_a_refusal_counts_on_what_is_held"),
         pytest.param(HOLDING, add_item(1, command_id="add-2", now=LATER, **TEA),
-                     [item_requested(1, item=TEA_ITEM, at=LATER)], id="adding_another_product_requests_a_new_item"),
+                     [item_requested(1, item=TEA_ITEM, at=LATER, seq=2, request_id="add-2")],
+                     id="adding_another_product_requests_a_new_item"),
         pytest.param(HOLDING, add_item(1, command_id="add-2", now=LATER, **TEA, currency="EUR"),
                      Rejected("currency_mismatch", 409, {"cartCurrency": "USD"}),
                      id="a_cart_holds_one_currency"),
@@ -62,15 +73,24 @@ class TestAddItem:
                      Rejected("currency_mismatch", 409, {"cartCurrency": "USD"}),
                      id="a_requested_item_already_sets_the_currency"),
         pytest.param([*HOLDING, item_removed(2)], add_item(1, command_id="add-2", now=LATER, **TEA, currency="EUR"),
-                     [item_requested(1, item=cart_item(**TEA, currency="EUR"), at=LATER)],
+                     [item_requested(1, item=cart_item(**TEA, currency="EUR"), at=LATER, seq=3, request_id="add-2")],
                      id="an_emptied_cart_takes_any_currency"),
+        pytest.param([*HOLDING, item_removed(2)], add_item(1, command_id="add-2", now=LATER),
+                     [item_requested(1, item=cart_item(0), at=LATER, seq=3, request_id="add-2")],
+                     id="a_re_added_product_asks_afresh_under_the_same_reservation_with_a_newer_seq"),
         pytest.param(CHECKED_OUT, add_item(1, command_id="add-2", now=LATER), not_active(CHECKOUT),
                      id="a_cart_being_checked_out_cannot_change"),
         pytest.param(CHECKED_OUT, add_item(1, command_id="add-2", now=LATER, currency="EUR"), not_active(CHECKOUT),
                      id="checkout_is_checked_before_the_currency"),
         pytest.param([], add_item(0), INVALID, id="quantity_zero_is_invalid"),
         pytest.param([], add_item(-1), INVALID, id="a_negative_quantity_is_invalid"),
-        pytest.param(CHECKED_OUT, add_item(0), INVALID, id="quantity_is_checked_first"),
+        pytest.param(CHECKED_OUT, add_item(0, command_id="add-2"), INVALID, id="quantity_is_checked_first"),
+        pytest.param(HOLDING, add_item(2), [], id="a_redelivered_add_adds_nothing"),
+        pytest.param([*HOLDING, item_removed(2)], add_item(2), [], id="a_redelivered_add_does_not_bring_back_an_item"),
+        pytest.param(COMPLETED_CART, add_item(2), [], id="a_redelivered_add_does_not_start_a_cart"),
+        pytest.param([*COMPLETED_CART, *a_new_cart("add-2")], add_item(2), [],
+                     id="a_redelivered_add_of_the_cart_before_stays_out_of_the_new_one"),
+        pytest.param(HOLDING, add_item(0), [], id="a_redelivery_is_known_before_anything_else"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(cart, given, when), then)
@@ -105,10 +125,15 @@ class TestChangeAndRemove:
         pytest.param(HOLDING, change_item(5),
                      [cart.CartItemRequested(cart_id=CART_ID, item=MUG, quantity=5, mode="set",
                                              reservation_expires_at=LATER + timedelta(seconds=RESERVATION_TTL_S),
-                                             expires_at=LATER + timedelta(seconds=CART_TTL_S))],
+                                             expires_at=LATER + timedelta(seconds=CART_TTL_S), seq=2,
+                                             request_id="change-1")],
                      id="changing_sets_the_quantity_the_reservation_should_hold"),
-        pytest.param(HOLDING, change_item(1), [item_requested(1, item=MUG, mode="set", at=LATER)],
+        pytest.param(HOLDING, change_item(1), [item_requested(1, item=MUG, at=LATER, seq=2, request_id="change-1")],
                      id="changing_down_is_a_set_too"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1"),
+                      item_confirmed(5, seq=2), item_requested(3, item=MUG, at=LATER, seq=3, request_id="change-2"),
+                      item_confirmed(3, seq=3)],
+                     change_item(5), [], id="a_redelivered_change_does_not_undo_a_later_one"),
         pytest.param(HOLDING, change_item(2, item_id="item-9"), NOT_FOUND, id="change_an_unknown_item_is_not_found"),
         pytest.param(REQUESTED, change_item(3), NOT_FOUND, id="change_an_item_not_yet_held_is_not_found"),
         pytest.param([], change_item(3), NOT_FOUND, id="change_without_a_cart_is_not_found"),
@@ -120,7 +145,11 @@ class TestChangeAndRemove:
                      id="removing_gives_back_what_the_item_holds"),
         pytest.param(HOLDING, remove_item(item_id="item-9"), NOT_FOUND, id="remove_an_unknown_item_is_not_found"),
         pytest.param(REQUESTED, remove_item(), NOT_FOUND, id="remove_an_item_not_yet_held_is_not_found"),
-        pytest.param([*HOLDING, item_removed(2)], remove_item(), NOT_FOUND, id="remove_twice_is_not_found"),
+        pytest.param([*HOLDING, item_removed(2)], remove_item(command_id="remove-2"), NOT_FOUND,
+                     id="remove_twice_is_not_found"),
+        pytest.param([*HOLDING, item_removed(2), item_requested(1, item=cart_item(0), seq=3, request_id="add-2"),
+                      item_confirmed(1, seq=3)],
+                     remove_item(), [], id="a_redelivered_remove_leaves_the_re_added_item"),
         pytest.param(CHECKED_OUT, remove_item(), not_active(CHECKOUT), id="remove_during_checkout_is_refused"),
     ])
     def test_decide(self, given, when, then):
@@ -134,16 +163,30 @@ class TestChangeAndRemove:
 class TestReservationNews:
     @pytest.mark.parametrize("given, when, then", [
         pytest.param(REQUESTED, confirm_reservation(2), [item_confirmed(2)], id="a_reservation_confirms_the_item"),
-        pytest.param(HOLDING, confirm_reservation(5), [item_confirmed(5)],
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1")],
+                     confirm_reservation(5, seq=2), [item_confirmed(5, seq=2)],
                      id="the_item_takes_what_the_reservation_now_holds"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1"),
+                      item_confirmed(5, seq=2)],
+                     confirm_reservation(2, seq=1), [], id="a_late_confirmation_of_an_older_request_is_ignored"),
+        pytest.param(HOLDING, confirm_reservation(2, seq=1), [], id="a_redelivered_confirmation_is_ignored"),
+        pytest.param([*HOLDING, item_removed(2), item_requested(1, item=cart_item(0), seq=3, request_id="add-2")],
+                     confirm_reservation(2, seq=1), [], id="a_confirmation_from_before_a_removal_is_ignored"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1"),
+                      item_requested(6, item=MUG, at=LATER, seq=3, request_id="add-2")],
+                     confirm_reservation(5, seq=2), [item_confirmed(5, seq=2)],
+                     id="a_confirmation_while_a_newer_request_waits_still_counts"),
+        pytest.param(REQUESTED, confirm_reservation(2, seq=0), [item_confirmed(2, seq=0)],
+                     id="an_unsequenced_confirmation_applies_as_before"),
         pytest.param(CHECKED_OUT, confirm_reservation(5), [], id="confirmation_after_checkout_is_ignored"),
         pytest.param(EXPIRED_CART, confirm_reservation(2), [], id="confirmation_for_an_ended_cart_is_ignored"),
         pytest.param([], confirm_reservation(2), [], id="confirmation_without_a_cart_is_ignored"),
         pytest.param(HOLDING, confirm_reservation(2, reservation_id="reservation-9"), [],
                      id="confirmation_of_an_unknown_reservation_is_ignored"),
         pytest.param(REQUESTED, refuse_reservation(), [item_refused()], id="a_refusal_is_recorded"),
-        pytest.param([*HOLDING, item_requested(5, item=MUG, mode="set", at=LATER)], refuse_reservation(),
-                     [item_refused()], id="a_refused_change_is_recorded"),
+        pytest.param([*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1")],
+                     refuse_reservation(seq=2), [item_refused(seq=2)], id="a_refused_change_is_recorded"),
+        pytest.param([*REQUESTED, item_refused()], refuse_reservation(), [], id="a_redelivered_refusal_is_ignored"),
         pytest.param(HOLDING, refuse_reservation(reservation_id="reservation-9"), [],
                      id="refusal_of_an_unknown_reservation_is_ignored"),
         pytest.param(HOLDING, lapse_reservation(),
@@ -152,6 +195,9 @@ class TestReservationNews:
         pytest.param(CHECKED_OUT, lapse_reservation(), [], id="a_lapse_after_checkout_is_ignored"),
         pytest.param(HOLDING, lapse_reservation(reservation_id="reservation-9"), [],
                      id="a_lapse_of_an_unknown_reservation_is_ignored"),
+        pytest.param([*HOLDING, item_requested(3, item=MUG, at=LATER, seq=2, request_id="add-2")],
+                     lapse_reservation(seq=1), [],
+                     id="a_lapse_while_a_newer_request_waits_keeps_the_item_inventory_will_hold_it_again"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(cart, given, when), then)
@@ -165,8 +211,13 @@ class TestReservationNews:
         assert fold(cart, [*REQUESTED, item_refused()]).items == {}
 
     def test_a_confirmed_item_keeps_its_quantity_when_a_change_is_refused(self):
-        state = fold(cart, [*HOLDING, item_requested(5, item=MUG, mode="set", at=LATER), item_refused()])
+        state = fold(cart, [*HOLDING, item_requested(5, item=MUG, at=LATER, seq=2), item_refused(seq=2)])
         assert state.items == {"product-1": MUG}
+
+    def test_a_new_item_refused_while_a_newer_request_waits_stays_for_its_answer(self):
+        state = fold(cart, [*REQUESTED, item_requested(3, seq=2, request_id="add-2"), item_refused(seq=1)])
+        assert state.items == {"product-1": cart_item(0)}
+        assert cart.view(state)["items"] == []
 
     def test_a_lapsed_item_leaves_without_moving_the_cart_s_expiry(self):
         state = fold(cart, [*HOLDING, item_removed(2, reason="reservation_expired", expires_at=None)])
@@ -237,7 +288,8 @@ class TestExpire:
         pytest.param(REQUESTED, Expire(command_id="tick-1", now=EXPIRES_AT),
                      [cart_abandoned(EXPIRED, (), at=EXPIRES_AT)],
                      id="an_expired_cart_gives_back_only_what_it_holds"),
-        pytest.param([*HOLDING, item_requested(1, item=MUG, at=LATER)], Expire(command_id="tick-1", now=EXPIRES_AT),
+        pytest.param([*HOLDING, item_requested(3, item=MUG, at=LATER, seq=2, request_id="add-2")],
+                     Expire(command_id="tick-1", now=EXPIRES_AT),
                      [], id="each_change_pushes_the_expiry_back"),
         pytest.param(CHECKED_OUT, Expire(command_id="tick-1", now=EXPIRES_AT + timedelta(hours=1)), [],
                      id="a_cart_being_checked_out_does_not_expire"),
@@ -252,7 +304,8 @@ class TestExpire:
         pytest.param([], None, id="no_cart_has_no_deadline"),
         pytest.param(REQUESTED, EXPIRES_AT, id="a_new_cart_expires_ttl_after_its_request"),
         pytest.param(HOLDING, EXPIRES_AT, id="a_confirmation_does_not_move_it"),
-        pytest.param([*HOLDING, item_requested(1, item=MUG, at=LATER)], LATER + timedelta(seconds=CART_TTL_S),
+        pytest.param([*HOLDING, item_requested(3, item=MUG, at=LATER, seq=2, request_id="add-2")],
+                     LATER + timedelta(seconds=CART_TTL_S),
                      id="a_later_request_moves_it"),
         pytest.param([*HOLDING, item_removed(2)], LATER + timedelta(seconds=CART_TTL_S), id="a_removal_moves_it"),
         pytest.param(CHECKED_OUT, None, id="a_cart_being_checked_out_has_no_deadline"),
@@ -271,23 +324,23 @@ class TestReact:
         assert cart.react(item_requested(2), fold(cart, REQUESTED), STAMP) == [
             ("inventory", "product-1", inventory.ReserveStock(
                 command_id=derived_id("event-1", "reserve"), now=LATER, product_id="product-1",
-                reservation_id=MUG.reservation_id, cart_id=CART_ID, buyer_id=BUYER_ID, quantity=2, mode="add",
-                expires_at=NOW + timedelta(seconds=RESERVATION_TTL_S)))]
+                reservation_id=MUG.reservation_id, cart_id=CART_ID, buyer_id=BUYER_ID, quantity=2, mode="set",
+                expires_at=NOW + timedelta(seconds=RESERVATION_TTL_S), seq=1))]
 
     def test_a_changed_item_asks_inventory_to_set_the_reservation(self):
-        event = item_requested(5, item=MUG, mode="set", at=LATER)
+        event = item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1")
         assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReserveStock(
                 command_id=derived_id("event-1", "reserve"), now=LATER, product_id="product-1",
                 reservation_id=MUG.reservation_id, cart_id=CART_ID, buyer_id=BUYER_ID, quantity=5, mode="set",
-                expires_at=LATER + timedelta(seconds=RESERVATION_TTL_S)))]
+                expires_at=LATER + timedelta(seconds=RESERVATION_TTL_S), seq=2))]
 
     def test_a_removed_item_releases_its_reservation(self):
         event = item_removed(2)
         assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", f"release/{MUG.reservation_id}"), now=LATER,
-                product_id="product-1", reservation_id=MUG.reservation_id, reason="removed"))]
+                product_id="product-1", reservation_id=MUG.reservation_id, reason="removed", seq=2))]
 
     def test_a_lapsed_item_releases_nothing_inventory_already_took_it_back(self):
         event = item_removed(2, reason="reservation_expired", expires_at=None)
@@ -303,10 +356,10 @@ class TestReact:
         assert cart.react(event, fold(cart, [*given, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", f"release/{MUG.reservation_id}"), now=LATER,
-                product_id="product-1", reservation_id=MUG.reservation_id, reason=reason)),
+                product_id="product-1", reservation_id=MUG.reservation_id, reason=reason, seq=2)),
             ("inventory", "product-2", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", f"release/{TEA_ITEM.reservation_id}"), now=LATER,
-                product_id="product-2", reservation_id=TEA_ITEM.reservation_id, reason=reason))]
+                product_id="product-2", reservation_id=TEA_ITEM.reservation_id, reason=reason, seq=2))]
 
     def test_checkout_places_the_order(self):
         event = checked_out((MUG, cart_item(1, **TEA)))

@@ -1,7 +1,8 @@
-"""Inventory: stock records, setting stock, low-stock alerts and the bucket invariant.
+"""Inventory: stock records, setting stock, low-stock alerts, the bucket invariant, and saga
+commands redelivered however late (idempotent by state, not by the operator's window of ids).
 
-Reservations and allocations appear only as given events, to put units in the
-reserved and allocated buckets for the stock rules.
+Reservations and allocations appear as given events, to put units in the reserved
+and allocated buckets for the stock rules.
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ import pytest
 from state import inventory
 from state.common import Expire, InvariantBroken
 from tests.state.given import (AN_ADMIN, A_BUYER, FORBIDDEN, INVALID, LATER, NOT_FOUND, OTHER_SELLER, PRODUCT_ID,
-                               SELLER_ID, SKU, Rejected, allocated, assert_outcome, create_stock, decide, fold,
-                               low_stock_alert, reserved, set_stock, stock_created, stock_updated)
+                               SELLER_ID, SKU, Rejected, allocate, allocated, allocation_refused, assert_outcome,
+                               confirm_sale, create_stock, decide, expired, fold, fulfilled, low_stock_alert, refused,
+                               release, released, reserve, reserved, set_stock, shortfall, stock_created,
+                               stock_updated, stock_was_set)
 
 CREATED = [stock_created()]                                       # version 1, nothing on hand
-STOCKED = [*CREATED, stock_updated(10)]                           # version 2, 10 available
+STOCKED = [*CREATED, stock_was_set(10)]                           # version 2, 10 available
 HELD = [*STOCKED, reserved(3), allocated(4)]                      # version 4, 3 available, 3 reserved, 4 allocated
+
+# The saga of one order's reservation ("reservation-2" of "order-1"): a cart's request 1 held 3, the
+# order allocated them, and they were sold. Then a cart's reservation ("reservation-1") for contrast.
+ORDERED = [*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7), allocated(3, available=7)]
+SOLD = [*ORDERED, fulfilled(3)]                                   # total 7, sold 3, nothing held
+RESERVED = [*STOCKED, reserved(3, seq=1, available=7)]            # request 1 holds 3, 7 available
+LATER_STILL = LATER + timedelta(minutes=5)
 
 
 def conflict(current_version):
@@ -48,7 +58,7 @@ class TestSetStock:
         pytest.param(CREATED, set_stock(10, actor=AN_ADMIN), [stock_updated(10)], id="an_admin_may_set_any_stock"),
         pytest.param(CREATED, set_stock(10, low_stock_threshold=3), [stock_updated(10, threshold=3)],
                      id="the_threshold_can_be_set_with_the_stock"),
-        pytest.param([*CREATED, stock_updated(10, threshold=3)], set_stock(20), [stock_updated(20, threshold=3)],
+        pytest.param([*CREATED, stock_was_set(10, threshold=3)], set_stock(20), [stock_updated(20, threshold=3)],
                      id="an_omitted_threshold_keeps_the_current_one"),
         pytest.param(STOCKED, set_stock(10, low_stock_threshold=0), [stock_updated(10, threshold=0)],
                      id="a_zero_threshold_is_allowed"),
@@ -85,6 +95,135 @@ class TestSetStock:
         assert_outcome(decide(inventory, given, when), then)
 
 
+class TestLateRedelivery:
+    """A saga command delivered again, however late, has no second effect: the state knows it."""
+
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param(ORDERED, confirm_sale(3), [fulfilled(3)], id="a_sale_takes_the_order_s_allocation"),
+        pytest.param(SOLD, confirm_sale(3), [], id="a_sale_already_made_sells_nothing_more"),
+        pytest.param([*STOCKED, fulfilled(3)], confirm_sale(3), [],
+                     id="a_sale_made_from_stock_after_the_hold_lapsed_is_made_once"),
+        pytest.param([*CREATED, shortfall(3, available=0), stock_was_set(10)], confirm_sale(3), [],
+                     id="a_sale_found_short_is_not_made_by_its_redelivery_once_units_are_back"),
+        pytest.param([*ORDERED, expired(3, available=10, kind=inventory.HARD, holder_id="order-1", seq=1,
+                                        reservation_id="reservation-2")],
+                     confirm_sale(3), [fulfilled(3)], id="a_sale_after_the_order_s_hold_lapsed_still_sells_from_stock"),
+        pytest.param(SOLD, allocate(3), [], id="an_allocation_of_a_sold_reservation_takes_nothing"),
+        pytest.param([*ORDERED, released(3, available=10, kind=inventory.HARD, order_id="order-1",
+                                         reason="payment_failed", reservation_id="reservation-2")],
+                     allocate(3), [], id="an_allocation_the_order_released_takes_nothing"),
+        pytest.param([*ORDERED, expired(3, available=10, kind=inventory.HARD, holder_id="order-1", seq=1,
+                                        reservation_id="reservation-2")],
+                     allocate(3), [], id="an_allocation_that_lapsed_takes_nothing"),
+        pytest.param([*CREATED, allocation_refused(3, available=0), stock_was_set(10)], allocate(3), [],
+                     id="a_refused_allocation_takes_nothing_once_units_are_back"),
+        pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
+                      allocation_refused(5, available=10),
+                      released(3, available=10, order_id="order-1", reason="allocation_failed",
+                               reservation_id="reservation-2")],
+                     allocate(3), [], id="an_allocation_refused_while_the_cart_held_takes_nothing_after_release"),
+        pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
+                      expired(3, available=10, seq=1, reservation_id="reservation-2")],
+                     allocate(3), [allocated(3, available=7)],
+                     id="an_allocation_after_the_cart_s_hold_lapsed_takes_fresh_units"),
+        pytest.param(RESERVED, reserve(3, seq=1), [], id="a_redelivered_set_holds_nothing_new"),
+        pytest.param(RESERVED, reserve(3, seq=1, mode="add"), [], id="a_redelivered_add_does_not_double_the_hold"),
+        pytest.param([*RESERVED, reserved(5, seq=2, available=5)], reserve(3, seq=1), [],
+                     id="an_overtaken_request_does_not_undo_a_newer_one"),
+        pytest.param([*RESERVED, released(3, available=10, seq=2)], reserve(3, seq=1), [],
+                     id="a_request_from_before_a_release_holds_nothing"),
+        pytest.param([*RESERVED, expired(3, available=10, seq=1)], reserve(3, seq=1), [],
+                     id="a_request_whose_hold_lapsed_holds_nothing"),
+        pytest.param([*CREATED, stock_was_set(2), refused(3, available=2, seq=1), stock_was_set(10)],
+                     reserve(3, seq=1), [], id="a_refused_request_holds_nothing_once_units_are_back"),
+        pytest.param([*RESERVED, reserved(3, seq=2, available=7), refused(9, available=10, seq=3)],
+                     reserve(9, seq=3), [], id="a_refused_request_of_a_held_reservation_stays_refused"),
+        pytest.param([*RESERVED, released(3, available=10, seq=2)], reserve(1, seq=3),
+                     [reserved(1, seq=3, available=9)], id="a_newer_request_after_a_release_holds_again"),
+        pytest.param(RESERVED, reserve(1, seq=0, mode="add"), [reserved(4, available=6)],
+                     id="an_unsequenced_request_applies_as_before"),
+        pytest.param([*RESERVED, released(3, available=10, seq=2), reserved(1, seq=3, available=9)], release(seq=2),
+                     [], id="a_late_release_leaves_the_newer_hold_of_the_same_id"),
+        pytest.param([*RESERVED, released(3, available=10, seq=2)], release(seq=2), [],
+                     id="a_redelivered_release_gives_back_nothing"),
+        pytest.param(RESERVED, release(seq=2), [released(3, available=10, seq=2)],
+                     id="a_newer_release_gives_the_hold_back"),
+        pytest.param(ORDERED, release(order_id="order-1", reservation_id="reservation-2", reason="payment_failed"),
+                     [released(3, available=10, kind=inventory.HARD, order_id="order-1", reason="payment_failed",
+                               reservation_id="reservation-2")],
+                     id="an_order_s_release_names_the_order"),
+        pytest.param([*STOCKED, stock_updated(10), *SOLD[2:]], set_stock(10), [],
+                     id="a_redelivered_set_stock_does_not_bring_back_sold_units"),
+        pytest.param([*STOCKED, stock_updated(10), *SOLD[2:]], set_stock(10, expected_version=2), [],
+                     id="a_redelivered_versioned_set_stock_changes_nothing"),
+        pytest.param([*STOCKED, stock_updated(10), *SOLD[2:]], set_stock(10, now=LATER_STILL), [],
+                     id="an_api_retry_of_the_setting_in_force_with_a_fresh_now_changes_nothing"),
+        pytest.param([*STOCKED, stock_updated(10), *SOLD[2:], stock_updated(7, request_id="set-stock-2")],
+                     set_stock(10), [], id="an_older_setting_at_the_same_instant_is_known_too"),
+        pytest.param([*STOCKED, stock_updated(4, request_id="set-stock-2", requested_at=LATER_STILL)], set_stock(10),
+                     Rejected("superseded", 409, {"currentVersion": 3}),
+                     id="a_setting_older_than_the_one_in_force_is_superseded"),
+        pytest.param([*STOCKED, stock_updated(4, request_id="set-stock-2", requested_at=LATER_STILL)],
+                     set_stock(12, expected_version=3), [stock_updated(12)],
+                     id="a_versioned_setting_is_ordered_by_its_version_not_its_time"),
+        pytest.param([*STOCKED, stock_updated(10)], set_stock(8, command_id="set-stock-2"),
+                     [stock_updated(8, request_id="set-stock-2")], id="another_setting_at_the_same_instant_applies"),
+        pytest.param([*STOCKED, stock_updated(10)], set_stock(10, actor=OTHER_SELLER), FORBIDDEN,
+                     id="a_redelivery_is_recognised_only_for_who_may_set_stock"),
+    ])
+    def test_decide(self, given, when, then):
+        assert_outcome(decide(inventory, given, when), then)
+
+    @pytest.mark.parametrize("history, tombstone", [
+        pytest.param(SOLD, inventory.Ended(inventory.SOLD, "order-1", 1), id="sold"),
+        pytest.param([*ORDERED, released(3, available=10, kind=inventory.HARD, order_id="order-1",
+                                         reservation_id="reservation-2")],
+                     inventory.Ended(inventory.RELEASED, "order-1", 1), id="released_by_the_order"),
+        pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
+                      released(3, available=10, seq=2, reservation_id="reservation-2")],
+                     inventory.Ended(inventory.RELEASED, "cart-1", 2), id="released_by_the_cart"),
+        pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=4, available=7),
+                      expired(3, available=10, seq=4, reservation_id="reservation-2")],
+                     inventory.Ended(inventory.EXPIRED, "cart-1", 4), id="lapsed"),
+        pytest.param([*CREATED, refused(3, available=0, seq=2, reservation_id="reservation-2")],
+                     inventory.Ended(inventory.REFUSED, "cart-1", 2), id="refused_to_the_cart"),
+        pytest.param([*CREATED, allocation_refused(3, available=0)], inventory.Ended(inventory.REFUSED, "order-1", 0),
+                     id="refused_to_the_order"),
+        pytest.param([*CREATED, shortfall(3, available=0)], inventory.Ended(inventory.SHORT, "order-1", 0),
+                     id="found_short"),
+    ])
+    def test_a_reservation_that_ended_leaves_a_tombstone(self, history, tombstone):
+        state = fold(inventory, history)
+        assert (dict(state.reservations), dict(state.ended)) == ({}, {"reservation-2": tombstone})
+        inventory.audit(state)
+
+    def test_holding_again_lifts_the_tombstone_and_the_seq_goes_on(self):
+        state = fold(inventory, [*RESERVED, released(3, available=10, seq=2), reserved(1, seq=3, available=9)])
+        assert (state.reservations["reservation-1"].seq, dict(state.ended)) == (3, {})
+        assert inventory.last_seq(state, "reservation-1") == 3
+        inventory.audit(state)
+
+    def test_an_allocation_keeps_the_cart_s_last_seq(self):
+        state = fold(inventory, ORDERED)
+        assert (state.reservations["reservation-2"].kind, inventory.last_seq(state, "reservation-2")) == (
+            inventory.HARD, 1)
+
+    def test_the_setting_in_force_is_remembered_by_its_time_and_ids(self):
+        state = fold(inventory, [*CREATED, stock_updated(10), stock_updated(8, request_id="set-stock-2")])
+        assert (state.set_at, state.set_ids) == (LATER, ("set-stock-1", "set-stock-2"))
+        state = inventory.evolve(state, stock_updated(6, request_id="set-stock-3", requested_at=LATER_STILL))
+        assert (state.set_at, state.set_ids) == (LATER_STILL, ("set-stock-3",))
+
+    def test_a_late_versioned_setting_does_not_move_the_time_back(self):
+        state = fold(inventory, [*CREATED, stock_updated(10, requested_at=LATER_STILL),
+                                 stock_updated(8, request_id="set-stock-2")])
+        assert (state.set_at, state.set_ids) == (LATER_STILL, ("set-stock-1",))
+
+    def test_an_event_from_before_settings_were_remembered_leaves_them(self):
+        state = fold(inventory, [*CREATED, stock_updated(10, request_id="", requested_at=None)])
+        assert (state.total, state.set_at, state.set_ids) == (10, None, ())
+
+
 class TestLowStockAlert:
     @pytest.mark.parametrize("given, when, then", [
         pytest.param(STOCKED, set_stock(5), [stock_updated(5), low_stock_alert(5)],
@@ -94,10 +233,10 @@ class TestLowStockAlert:
         pytest.param(STOCKED, set_stock(0), [stock_updated(0), low_stock_alert(0)],
                      id="selling_out_alerts"),
         pytest.param(STOCKED, set_stock(6), [stock_updated(6)], id="staying_above_the_threshold_is_quiet"),
-        pytest.param([*CREATED, stock_updated(5)], set_stock(3), [stock_updated(3)],
+        pytest.param([*CREATED, stock_was_set(5)], set_stock(3), [stock_updated(3)],
                      id="already_at_the_threshold_is_quiet"),
         pytest.param(CREATED, set_stock(3), [stock_updated(3)], id="rising_from_zero_is_quiet"),
-        pytest.param([*CREATED, stock_updated(2)], set_stock(10), [stock_updated(10)], id="rising_is_quiet"),
+        pytest.param([*CREATED, stock_was_set(2)], set_stock(10), [stock_updated(10)], id="rising_is_quiet"),
         pytest.param(STOCKED, set_stock(8, low_stock_threshold=8), [stock_updated(8, threshold=8),
                                                                    low_stock_alert(8, threshold=8)],
                      id="the_new_threshold_decides_the_crossing"),
@@ -120,7 +259,7 @@ class TestLowStockAlert:
         for before in range(0, 9):
             for threshold in range(0, 9):
                 for after in range(0, 9):
-                    given = [*CREATED, stock_updated(before, threshold=threshold)]
+                    given = [*CREATED, stock_was_set(before, threshold=threshold)]
                     events = decide(inventory, given, set_stock(after))
                     crosses = after <= threshold < before
                     alerts = [low_stock_alert(after, threshold=threshold)] if crosses else []
@@ -138,7 +277,7 @@ class TestState:
                                                            low_stock_threshold=5, version=1)
 
     def test_set_stock_changes_total_and_threshold(self):
-        state = fold(inventory, [*CREATED, stock_updated(10, threshold=3)])
+        state = fold(inventory, [*CREATED, stock_was_set(10, threshold=3)])
         assert (state.total, state.available, state.low_stock_threshold, state.version) == (10, 10, 3, 2)
 
     def test_an_alert_changes_nothing_but_the_version(self):

@@ -534,14 +534,15 @@ class TestReact:
 
     @pytest.mark.parametrize("reason", ["allocation_failed", "payment_failed", "payment_timeout"])
     def test_a_cancelled_order_releases_each_item_and_abandons_the_cart(self, reason):
+        # naming the order, so inventory knows a late AllocateStock of it for a redelivery
         given = [*ALLOCATED, order_cancelled(reason)]
         assert order.react(order_cancelled(reason), fold(order, given), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", "release/reservation-1"), now=LATER, product_id="product-1",
-                reservation_id="reservation-1", reason=reason)),
+                reservation_id="reservation-1", reason=reason, order_id=ORDER_ID)),
             ("inventory", "product-2", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", "release/reservation-2"), now=LATER, product_id="product-2",
-                reservation_id="reservation-2", reason=reason)),
+                reservation_id="reservation-2", reason=reason, order_id=ORDER_ID)),
             ("cart", BUYER_ID, cart.CloseCart(
                 command_id=derived_id("event-1", "close-cart"), now=LATER, buyer_id=BUYER_ID, cart_id=ORDER_CART_ID,
                 order_id=ORDER_ID, status=cart.ABANDONED))]
