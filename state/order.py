@@ -486,7 +486,10 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
                       for i in state.items],
                     ("cart", state.buyer_id, cart.CloseCart(
                         command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
-                        cart_id=state.cart_id, order_id=state.order_id, status=cart.ABANDONED))]
+                        cart_id=state.cart_id, order_id=state.order_id, status=cart.ABANDONED)),
+                    *([("payment", state.payment_id, payment.CancelPayment(
+                        command_id=stamp.id("cancel-payment"), now=stamp.now, payment_id=state.payment_id,
+                        reason=event.reason))] if state.intent_id else [])]
         case OrderShortfall():
             return [("payment", event.payment_id, payment.FlagForRefund(
                 command_id=stamp.id("flag-shortfall"), now=stamp.now, payment_id=event.payment_id,

@@ -8,6 +8,7 @@ from datetime import datetime
 from state.common import Aggregate, Command, Event, Rejection, Stamp, invalid, message, not_found
 
 CREATED, CAPTURED, FAILED, REFUND_PENDING, REFUNDED = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING", "REFUNDED"
+CANCELLED = "CANCELLED"
 
 
 @message
@@ -54,6 +55,14 @@ class FlagForRefund(Command):
 
 
 @message
+class CancelPayment(Command):
+    """From the order: it was cancelled before it was paid (its intent is cancelled at Stripe)."""
+
+    payment_id: str
+    reason: str
+
+
+@message
 class SettleRefund(Command):
     """Stripe refunded a claim (the payments worker's refund, or the `charge.refunded` webhook)."""
 
@@ -93,6 +102,14 @@ class PaymentFailed(Event):
     stripe_event_id: str
     reason: str
     failed_at: datetime
+
+
+@message
+class PaymentCancelled(Event):
+    payment_id: str
+    order_id: str
+    reason: str
+    cancelled_at: datetime
 
 
 @message
@@ -146,6 +163,7 @@ class Payment:
     created_at: datetime | None = None
     captured_at: datetime | None = None
     failed_at: datetime | None = None
+    cancelled_at: datetime | None = None
     refund_id: str | None = None
     refunded_at: datetime | None = None
     claims: tuple[tuple[str, int], ...] = ()  # (refund key, cents) flagged for refund, in order
@@ -203,6 +221,11 @@ def decide(state: Payment, command: Command) -> list[Event] | Rejection:
             return [PaymentFailed(payment_id=state.payment_id, order_id=state.order_id,
                                   stripe_event_id=command.stripe_event_id, reason=command.reason,
                                   failed_at=command.now)]
+        case CancelPayment() if state.state != CREATED:
+            return []  # failed, captured or cancelled already: that stands (a capture is refunded on its path)
+        case CancelPayment():
+            return [PaymentCancelled(payment_id=state.payment_id, order_id=state.order_id, reason=command.reason,
+                                     cancelled_at=command.now)]
         case FlagForRefund() if state.claimed(command.refund_key) is not None:
             return []  # flagged once
         case FlagForRefund() if state.state not in (CAPTURED, REFUND_PENDING, REFUNDED):
@@ -261,6 +284,8 @@ def evolve(state: Payment, event: Event) -> Payment:
         case PaymentFailed():
             new = replace(state, state=FAILED, failed_at=event.failed_at,
                           stripe_events=state.stripe_events | {event.stripe_event_id})
+        case PaymentCancelled():
+            new = replace(state, state=CANCELLED, cancelled_at=event.cancelled_at)
         case PaymentFlaggedForRefund():
             new = replace(state, state=REFUND_PENDING, refund_reason=state.refund_reason or event.reason,
                           claims=state.claims + ((event.refund_key, event.amount_cents),))
@@ -314,6 +339,7 @@ def view(state: Payment) -> dict | None:
             "paymentIntentId": state.intent_id,
             "refundReason": state.refund_reason, "createdAt": when(state.created_at),
             "capturedAt": when(state.captured_at), "failedAt": when(state.failed_at),
+            "cancelledAt": when(state.cancelled_at),
             "refundId": state.refund_id, "refundedAt": when(state.refunded_at),
             "refundedCents": state.refunded_cents,
             "refundPendingCents": sum(c for _, c in state.claims) - state.refunded_cents, "version": state.version}

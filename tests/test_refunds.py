@@ -41,6 +41,8 @@ def test_a_cancelled_order_s_intent_is_cancelled_at_stripe_so_its_secret_takes_n
     eventually(lambda: intent_status(stack, intent_id) == "canceled", what="the intent cancelled at Stripe")
     with pytest.raises(Exception):
         pay(stack, answer["clientSecret"])
+    eventually(lambda: buyer.get(f"/api/payments/{answer['paymentId']}").json()["state"] == "CANCELLED",
+               what="the payment cancelled with its order")
     stock(seller, pid, allocatedQuantity=0, availableQuantity=5, soldQuantity=0)
 
 

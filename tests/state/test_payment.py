@@ -160,3 +160,25 @@ def test_a_partly_refunded_payment_is_captured_still():
     state = fold(p, [*CAPTURED, claim, paid])
     assert (state.state, p.view(state)["refundedCents"], p.view(state)["refundPendingCents"]) == (p.CAPTURED, 1000, 0)
     assert p.decide(state, capture("evt_late")) == []
+
+
+def cancel_payment():
+    return p.CancelPayment(command_id="cancel", now=NOW, payment_id="pay", reason="cancelled_by_buyer")
+
+
+CANCELLED_PAYMENT = [opened(), p.PaymentCancelled(payment_id="pay", order_id="o", reason="cancelled_by_buyer",
+                                                  cancelled_at=NOW)]
+
+
+@pytest.mark.parametrize("given, when, then", [
+    pytest.param([opened()], cancel_payment(), ["PaymentCancelled"], id="an_unpaid_payment_is_cancelled_with_its_order"),
+    pytest.param(CANCELLED_PAYMENT, cancel_payment(), [], id="cancelled_once"),
+    pytest.param(CAPTURED, cancel_payment(), [], id="a_capture_stands_and_is_refunded_on_its_own_path"),
+    pytest.param([opened(), p.PaymentFailed(payment_id="pay", order_id="o", stripe_event_id="e", reason="declined",
+                                            failed_at=NOW)], cancel_payment(), [], id="a_failure_stays_a_failure"),
+    pytest.param(CANCELLED_PAYMENT, capture(), ["PaymentCaptured"], id="money_that_arrives_anyway_is_recorded"),
+])
+def test_cancel(given, when, then):
+    assert kinds(p.decide(fold(p, given), when)) == then
+    if then == ["PaymentCancelled"]:
+        assert p.view(fold(p, [*given, *p.decide(fold(p, given), when)]))["state"] == p.CANCELLED
