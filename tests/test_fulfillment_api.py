@@ -102,6 +102,19 @@ class TestAccess:
         assert delivered_by_carrier(client, stack, a, secret="wrong").status_code == 401
         assert delivered_by_carrier(client, stack, a, timestamp=int(time.time()) - 3600).status_code == 401
         assert client().post(f"/api/shipments/{a}/delivered").status_code == 401
+        # a genuine delivery signature for shipment b, replayed on a's path: refused
+        b = ships[s2.user_id]
+        body = json.dumps({"shipmentId": b, "event": "delivered"}).encode()
+        ts = str(int(time.time()))
+        replayed = client().post(f"/api/shipments/{a}/delivered", content=body, headers={
+            "X-Carrier-Timestamp": ts, "X-Carrier-Signature": carrier_signature(stack.settings.carrier_webhook_secret,
+                                                                                ts, body)})
+        assert replayed.status_code == 401, replayed.text
+        for junk in (b"not json", b"[1, 2]", b'{"event": "delivered"}'):  # signed, but naming no shipment
+            sig = carrier_signature(stack.settings.carrier_webhook_secret, ts, junk)
+            r = client().post(f"/api/shipments/{a}/delivered", content=junk,
+                              headers={"X-Carrier-Timestamp": ts, "X-Carrier-Signature": sig})
+            assert r.status_code == 401, (junk, r.text)
         # the refused calls never reached the broker: the shipment is still SHIPPED, not DELIVERED
         def shipped():
             order = buyer.get(f"/api/orders/{order_id}").json()

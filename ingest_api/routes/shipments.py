@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from typing import Annotated
@@ -94,6 +95,15 @@ def carrier_signature(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+def _signed_shipment(body: bytes) -> str | None:
+    """The `shipmentId` the carrier signed, if the body is a JSON object naming one."""
+    try:
+        signed = json.loads(body)
+    except ValueError:
+        return None
+    return signed.get("shipmentId") if isinstance(signed, dict) else None
+
+
 @router.post("/{shipment_id}/delivered")
 async def delivered(request: Request, shipment_id: str):
     """SHIPPED → DELIVERED: the carrier's signed webhook (`X-Carrier-Timestamp`, `X-Carrier-Signature`) or an admin."""
@@ -107,6 +117,8 @@ async def delivered(request: Request, shipment_id: str):
         expected = carrier_signature(get_settings().carrier_webhook_secret, timestamp, body)
         if not hmac.compare_digest(expected, signature):
             raise unauthorized("the carrier signature does not verify")
+        if _signed_shipment(body) != shipment_id:  # else a captured delivery could be replayed on another path
+            raise unauthorized("the signed body is not about this shipment (its shipmentId must equal the path's)")
         actor = CARRIER
         cid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"carrier:{shipment_id}:{signature}"))
     else:
