@@ -11,9 +11,14 @@ from buyit.settings import get_settings
 from ingest_api import errors
 from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
+from ingest_api.limits import MULTIPART_OVERHEAD, BodyLimit
 from ingest_api.reads import Reads
+from ingest_api.stock_feed import StockFeeds
 from ingest_api.routes import analytics, cart, catalog, checkout, inventory, ledger, orders, shipments, system, users
 from sinks.stripe_gateway import StripeGateway
+
+
+JSON_BODY_BYTES = 1024 * 1024  # every request but an image upload is a small JSON document
 
 
 def create_app() -> FastAPI:
@@ -28,6 +33,7 @@ def create_app() -> FastAPI:
         app.state.reads = Reads(settings.database_url)
         await app.state.reads.open()
         app.state.images = image_store(settings)
+        app.state.stock_feeds = StockFeeds(app.state.reads)
         app.state.stripe = StripeGateway(settings)
         app.state.redis = redis.asyncio.Redis.from_url(settings.redis_url)
         try:
@@ -40,6 +46,8 @@ def create_app() -> FastAPI:
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
     errors.install(app)
+    image_limit = settings.buyit_max_image_bytes + MULTIPART_OVERHEAD
+    app.add_middleware(BodyLimit, default_bytes=JSON_BODY_BYTES, per_path={"/api/catalog/images/upload": image_limit})
     for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics):
         app.include_router(module.router)
     return app

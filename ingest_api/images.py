@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
@@ -87,36 +88,58 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
 
 
-def _refuse_private_host(url: str) -> None:
-    """No fetching from loopback, private or link-local addresses (server-side request forgery)."""
-    host = httpx.URL(url).host
+MAX_REDIRECTS = 3
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified)
+
+
+async def _vetted_address(host: str, allow_private: bool) -> str:
+    """The one address we will connect to for `host`, resolved once, off the event loop, and checked to be
+    public (server-side request forgery); connecting to it, not to the name, leaves DNS no second say."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, ValueError) as err:
         raise ApiError(422, "invalid", f"the image URL's host does not resolve: {host}") from err
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise ApiError(422, "invalid", "image URLs must point to a public host")
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise ApiError(422, "invalid", f"the image URL's host does not resolve: {host}")
+    if not allow_private and not all(_public(a) for a in addresses):
+        raise ApiError(422, "invalid", "image URLs must point to a public host")
+    return addresses[0]
 
 
 async def fetch(url: str, max_bytes: int, allow_private: bool = False) -> bytes:
-    """Download an image by URL, refusing non-HTTP URLs, private hosts and anything over the size limit."""
+    """Download an image by URL, refusing non-HTTP URLs, private hosts (at every redirect, with the address
+    checked being the one connected to) and anything over the size limit (counted as it streams)."""
     if not re.match(r"^https?://", url):
         raise ApiError(422, "invalid", "url must be an http(s) URL")
     try:
-        if not allow_private:
-            _refuse_private_host(url)
-        async with httpx.AsyncClient(timeout=10, follow_redirects=True) as client:
-            async with client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise ApiError(422, "invalid", f"the image URL answered {response.status_code}")
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data.extend(chunk)
-                    if len(data) > max_bytes:
-                        raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
-                return bytes(data)
+        target = httpx.URL(url)
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+            for _ in range(MAX_REDIRECTS + 1):
+                if target.scheme not in ("http", "https"):
+                    raise ApiError(422, "invalid", "the image URL redirected away from http(s)")
+                address = await _vetted_address(target.host, allow_private)
+                # sent to the vetted address; the Host header and the TLS name stay the URL's host
+                async with client.stream("GET", target.copy_with(host=address),
+                                         headers={"Host": target.netloc.decode()},
+                                         extensions={"sni_hostname": target.host}) as response:
+                    if response.is_redirect:
+                        target = target.join(response.headers.get("location", ""))
+                        continue
+                    if response.status_code != 200:
+                        raise ApiError(422, "invalid", f"the image URL answered {response.status_code}")
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        data.extend(chunk)
+                        if len(data) > max_bytes:
+                            raise ApiError(413, "payload_too_large", f"images are limited to {max_bytes} bytes")
+                    return bytes(data)
+            raise ApiError(422, "invalid", f"the image URL redirected more than {MAX_REDIRECTS} times")
     except ApiError:
         raise
     except Exception as err:  # httpx raises more than HTTPError for hostile URLs (IDNA, ports, ...)

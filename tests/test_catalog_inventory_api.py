@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 
+import socket
+
+import httpx
 import pytest
 
 from tests.helpers import PNG, eventually
@@ -76,6 +79,34 @@ class TestSellerJourney:
         big = PNG + b"\0" * stack.settings.buyit_max_image_bytes
         r = seller.post("/api/catalog/images/upload", files={"file": ("x.png", big, "image/png")})
         assert r.status_code == 413
+
+    def test_bodies_over_the_limit_are_refused_as_they_arrive(self, client, stack):
+        """Not after the whole body was spooled: by its declared length, or as a chunked body passes the limit."""
+        seller = client("SELLER")
+        limit = stack.settings.buyit_max_image_bytes + 64 * 1024
+        r = seller.post("/api/catalog/products", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                        headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large", r.text
+        # A chunked upload sent slowly: once past the limit, the answer must come while the body is still
+        # arriving (a server that spools first would wait for the end, which never comes).
+        port = int(str(seller.base_url).rsplit(":", 1)[1].strip("/"))
+        token = seller.headers["Authorization"]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /api/catalog/images/upload HTTP/1.1\r\nHost: x\r\nAuthorization: " + token.encode()
+                         + b"\r\nContent-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+            def chunk(data: bytes) -> None:
+                conn.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
+            chunk(b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+                  b"Content-Type: image/png\r\n\r\n" + PNG)
+            sent = 0
+            while sent <= limit + 65536:
+                chunk(b"\0" * 65536)
+                sent += 65536
+            conn.settimeout(5)
+            answer = conn.recv(4096)  # the body has not ended: only a refusal can be here
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert seller.get("/health").status_code == 200
 
     def test_upload_from_url(self, client, stack):
         seller = client("SELLER")
@@ -240,3 +271,44 @@ class TestStockDashboard:
         assert seller.get("/api/inventory/stream", params={"sellerId": "someone-else"}).status_code == 403
         assert client("ADMIN").get("/api/inventory/stream").status_code == 422
         assert client("BUYER").get("/api/inventory/stream").status_code == 403
+
+    def test_a_seller_s_streams_share_one_feed_and_are_capped(self, client):
+        """Five dashboards of one seller all see a change; a sixth is refused (429) until one closes."""
+        import json
+        import threading
+
+        from ingest_api.stock_feed import STREAMS_PER_SELLER
+        seller = client("SELLER")
+        p = new_product(seller, n=301)
+        stock_of(seller, p["productId"])
+        seen = [[] for _ in range(STREAMS_PER_SELLER)]
+        opened, stop = threading.Barrier(STREAMS_PER_SELLER + 1), threading.Event()
+
+        def listen(mine: list):
+            http = httpx.Client(base_url=str(seller.base_url), headers=dict(seller.headers), timeout=30)
+            with http.stream("GET", "/api/inventory/stream") as response:
+                assert response.status_code == 200
+                opened.wait(10)
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        mine.append(json.loads(line[6:]))
+                    if stop.is_set() or (mine and mine[-1]["totalQuantity"] == 7):
+                        return
+        threads = [threading.Thread(target=listen, args=(s,), daemon=True) for s in seen]
+        for t in threads:
+            t.start()
+        opened.wait(10)
+        refused = seller.get("/api/inventory/stream")
+        assert refused.status_code == 429 and refused.json()["error"] == "too_many_streams", refused.text
+        assert refused.headers["Retry-After"]
+        assert seller.put("/api/inventory/stock", json={"productId": p["productId"], "totalQuantity": 7}).status_code == 200
+        for t in threads:
+            t.join(15)
+        assert all(s and s[-1]["totalQuantity"] == 7 for s in seen), seen
+        # all closed: a new one is welcome again
+        assert eventually(lambda: _opens(seller), what="a stream opens after the others closed")
+
+
+def _opens(seller) -> bool:
+    with seller.stream("GET", "/api/inventory/stream", timeout=10) as response:
+        return response.status_code == 200

@@ -63,7 +63,6 @@ async def availability(request: Request, product_id: str):
             "inStock": row["available_quantity"] > 0}
 
 
-STREAM_POLL_S = 0.25
 STREAM_MAX_S = 3600  # a dashboard reconnects after an hour; keeps idle connections from piling up
 
 
@@ -83,20 +82,24 @@ async def stock_stream(request: Request, actor: SellerOrAdmin,
         raise forbidden("sellers stream only their own stock")
     else:
         seller = actor.user_id
-    reads = request.app.state.reads
+    feeds = request.app.state.stock_feeds
+    watcher = feeds.watch(seller)  # 429 past the per-seller cap; one Postgres poll serves every stream
 
     async def events():
-        seen: dict[str, int] = {}
         started = last_sent = time.monotonic()
-        while time.monotonic() - started < STREAM_MAX_S and not await request.is_disconnected():
-            rows = await reads.all("SELECT * FROM stock WHERE seller_id = %s ORDER BY product_id LIMIT 5000", seller)
-            changed = [r for r in rows if seen.get(r["product_id"]) != r["version"]]
-            for row in changed:
-                seen[row["product_id"]] = row["version"]
-                yield f"event: stock\ndata: {json.dumps(stock_json(row))}\n\n"
-            if changed or time.monotonic() - last_sent > 15:  # a comment line keeps proxies from timing out
+        try:
+            while time.monotonic() - started < STREAM_MAX_S and not await request.is_disconnected():
+                try:
+                    row = await asyncio.wait_for(watcher.rows.get(), timeout=1.0)
+                except TimeoutError:
+                    if time.monotonic() - last_sent > 15:  # a comment line keeps proxies from timing out
+                        last_sent = time.monotonic()
+                        yield ": keep-alive\n\n"
+                    continue
+                if row is None:  # fell too far behind: reconnecting starts from a fresh snapshot
+                    return
                 last_sent = time.monotonic()
-                if not changed:
-                    yield ": keep-alive\n\n"
-            await asyncio.sleep(STREAM_POLL_S)
+                yield f"event: stock\ndata: {json.dumps(stock_json(row))}\n\n"
+        finally:
+            feeds.leave(seller, watcher)
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
