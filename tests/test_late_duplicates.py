@@ -516,6 +516,8 @@ def lapsed_then_added(w: Market):
 # Each case: what comes again, and whether the buyer shops on in a new cart before it does.
 CHECKOUT_CASES = {
     "checkout_while_the_order_is_placed": (checked_out, False),
+    "checkout_after_the_order_was_paid": (checkout_paid, True),
+    "checkout_after_the_order_was_cancelled": (checkout_cancelled, True),
     "close_cart_as_completed": (issued(cart.CloseCart, checkout_paid), True),
     "close_cart_as_abandoned": (issued(cart.CloseCart, checkout_cancelled), True),
     "confirm_reservation_overtaken": (confirmed_then_changed, False),
