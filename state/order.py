@@ -176,10 +176,13 @@ class PaymentIntentUnused(Event):
     cancel_reason: str | None = None
 
     def rejection(self) -> Rejection | None:
-        if self.reason == "order_cancelled":
-            return Rejection("order_cancelled", f"the order was cancelled ({self.cancel_reason})", 409,
-                             {"orderId": self.order_id, "reason": self.cancel_reason})
-        return None
+        return cancelled(self.order_id, self.cancel_reason) if self.reason == "order_cancelled" else None
+
+
+def cancelled(order_id: str, reason: str | None) -> Rejection:
+    """The answer to paying an order that was cancelled."""
+    return Rejection("order_cancelled", f"the order was cancelled ({reason})", 409,
+                     {"orderId": order_id, "reason": reason})
 
 
 @message
@@ -267,6 +270,8 @@ class Order:
     cancel_reason: str | None = None
     shortfalls: tuple[OrderShortfall, ...] = ()
     version: int = 0
+    # Plain (immutable) defaults: a recovery snapshot taken before these fields existed unpickles without them.
+    unused: frozenset = frozenset()  # PaymentIntents declared unused (the payments worker cancels each once)
 
     def seller_subtotals(self) -> tuple[tuple[str, int], ...]:
         """Each seller's share of the order total, in order of first appearance."""
@@ -341,6 +346,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
             return forbidden("not this buyer's order")
         case AttachPayment() if state.intent_id == command.intent_id:
             return []
+        case AttachPayment() if command.intent_id in state.unused:  # a redelivery: answered as before, once
+            return cancelled(state.order_id, state.cancel_reason) if state.status == CANCELLED else []
         case AttachPayment() if state.status == CANCELLED:
             return [PaymentIntentUnused(order_id=state.order_id, intent_id=command.intent_id,
                                         reason="order_cancelled", cancel_reason=state.cancel_reason)]
@@ -432,6 +439,8 @@ def evolve(state: Order, event: Event) -> Order:
             new = replace(state, allocated_all=True)
         case OrderPaymentAttached():
             new = replace(state, intent_id=event.intent_id)
+        case PaymentIntentUnused():
+            new = replace(state, unused=state.unused | {event.intent_id})
         case OrderConfirmed():
             new = replace(state, status=CONFIRMED, provisional=False, confirmed_at=event.confirmed_at,
                           expires_at=None)

@@ -387,6 +387,8 @@ SAGA_CASES = {
     "fail_allocation": issued(order.FailAllocation, lambda w: placed(w, quantity=50)),
     "attach_payment": attached,
     "attach_payment_after_the_payment": first(attached, then("payment", PAYMENT, capture)),
+    "attach_a_second_intent": one_more("order", ORDER, lambda w: attach(w, "pi_2"), attached),
+    "attach_to_a_cancelled_order": one_more("order", ORDER, attach, first(allocated, then("order", ORDER, cancel))),
     "confirm_order": issued(order.ConfirmOrder, paid),
     "record_shortfall": fell_short,
     "cancel_order": one_more("order", ORDER, cancel, allocated),
