@@ -272,6 +272,7 @@ class Order:
     version: int = 0
     # Plain (immutable) defaults: a recovery snapshot taken before these fields existed unpickles without them.
     unused: frozenset = frozenset()  # PaymentIntents declared unused (the payments worker cancels each once)
+    paid_late: frozenset = frozenset()  # payments captured after the cancellation (each flagged for refund once)
 
     def seller_subtotals(self) -> tuple[tuple[str, int], ...]:
         """Each seller's share of the order total, in order of first appearance."""
@@ -358,6 +359,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case AttachPayment():
             return [OrderPaymentAttached(order_id=state.order_id, payment_id=command.payment_id,
                                          intent_id=command.intent_id)]
+        case ConfirmOrder() if command.payment_id in state.paid_late:
+            return []  # flagged for refund already
         case ConfirmOrder() if state.status == CANCELLED:
             return [PaymentAfterCancellation(order_id=state.order_id, payment_id=command.payment_id,
                                              at=command.now)]
@@ -452,6 +455,8 @@ def evolve(state: Order, event: Event) -> Order:
                 if s.shipment_id == event.shipment_id else s for s in state.shipments))
         case OrderShortfall():
             new = replace(state, shortfalls=state.shortfalls + (event,))
+        case PaymentAfterCancellation():
+            new = replace(state, paid_late=state.paid_late | {event.payment_id})
         case OrderCancelled():
             new = replace(state, status=CANCELLED, cancelled_at=event.cancelled_at, cancel_reason=event.reason,
                           shipments=tuple(replace(s, status=CANCELLED) for s in state.shipments),

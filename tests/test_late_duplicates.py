@@ -390,6 +390,7 @@ SAGA_CASES = {
     "attach_a_second_intent": one_more("order", ORDER, lambda w: attach(w, "pi_2"), attached),
     "attach_to_a_cancelled_order": one_more("order", ORDER, attach, first(allocated, then("order", ORDER, cancel))),
     "confirm_order": issued(order.ConfirmOrder, paid),
+    "confirm_order_after_cancellation": issued(order.ConfirmOrder, captured_after_cancellation),
     "record_shortfall": fell_short,
     "cancel_order": one_more("order", ORDER, cancel, allocated),
     "cancel_order_for_a_failed_payment": issued(order.CancelOrder, one_more("payment", PAYMENT, fail, attached)),

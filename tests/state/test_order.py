@@ -218,11 +218,18 @@ class TestConfirmOrder:
         pytest.param(REFUSED, confirm_order(), [payment_after_cancellation(at=LATER)],
                      id="a_payment_for_an_order_cancelled_by_allocation_is_flagged"),
         pytest.param(PAID, confirm_order(command_id="confirm-order-2"), [], id="confirming_again_is_a_no_op"),
+        pytest.param([*CANCELLED_UNPAID, payment_after_cancellation()], confirm_order(), [],
+                     id="a_payment_after_cancellation_is_flagged_once"),
         pytest.param(S1_SHIPPED, confirm_order(), [], id="confirming_a_fulfilled_order_is_a_no_op"),
         pytest.param([], confirm_order(), NOT_FOUND, id="an_unknown_order_is_not_found"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(order, given, when), then)
+
+    def test_a_snapshot_from_before_late_payments_were_remembered_still_loads(self):
+        old = from_before(fold(order, CANCELLED_UNPAID), "paid_late")
+        assert order.decide(old, confirm_order()) == [payment_after_cancellation(at=LATER)]
+        assert order.evolve(old, payment_after_cancellation()).paid_late == {PAYMENT_ID}
 
     def test_a_confirmed_order_is_no_longer_provisional(self):
         state = fold(order, PAID)
