@@ -600,6 +600,11 @@ def register(w: Market, command_id: str = "register-1"):
 # Each case: what comes again, and the other commands on its key.
 OWN_CASES = {
     "create_product": (created, other_sellers),
+    "update_product": (one_more("catalog", PRODUCT, lambda w: update_product(w, name="Red mug"), created),
+                       other_sellers),
+    "update_product_overtaken": (one_more("catalog", PRODUCT, lambda w: update_product(w, name="Red mug",
+                                                                                   price_cents=900), created),
+                                 the_seller_edits_on),
     "register_user": (lambda w: w.delivered("user", "user-1", register(w)), signs_in_again),
     "ping": (lambda w: w.delivered("health", "health", health.Ping(**at(w, command_id="ping"))), pings),
 }

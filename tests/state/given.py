@@ -104,9 +104,10 @@ def update_product(*, actor=THE_SELLER, now=LATER, command_id="update-product-1"
     return catalog.UpdateProduct(command_id=command_id, now=now, actor=actor, product_id=product_id, **changes)
 
 
-def product_updated(*, updated_at=LATER, **changes):
-    """The update event: every changeable field, unchanged ones as `product_created()` has them."""
-    return catalog.ProductUpdated(product_id=PRODUCT_ID, updated_at=updated_at,
+def product_updated(*, updated_at=LATER, request_id="update-product-1", **changes):
+    """The update event (by `update_product()`, unless told): every changeable field, unchanged ones as
+    `product_created()` has them."""
+    return catalog.ProductUpdated(product_id=PRODUCT_ID, updated_at=updated_at, request_id=request_id,
                                   **{**{f: PRODUCT[f] for f in CHANGEABLE}, **changes})
 
 
