@@ -546,6 +546,35 @@ def test_a_checkout_step_redelivered_after_thousands_of_others_changes_nothing(c
     assert redelivered_late(w, aggregate, key, command) == []
 
 
+def buys(w: Market, n: int) -> None:
+    """The buyer checks the cart out as order n and pays for it (the payments worker and Stripe answer)."""
+    order_id, payment_id, intent_id = f"order-{n}", f"payment-{n}", f"pi_{n}"
+    w.deliver("cart", BUYER_ID, cart.Checkout(**at(w, command_id=f"checkout-{n}"), actor=THE_BUYER, buyer_id=BUYER_ID,
+                                              order_id=order_id, payment_id=payment_id, allocation_ttl_s=1800,
+                                              fee_bps=1000))
+    w.deliver("order", order_id, order.AttachPayment(**at(w, command_id=f"attach/{intent_id}"), order_id=order_id,
+                                                     payment_id=payment_id, intent_id=intent_id))
+    w.deliver("payment", payment_id, payment.CapturePayment(**at(w, command_id=f"stripe/{n}"), payment_id=payment_id,
+                                                            stripe_event_id=f"evt_{n}", intent_id=intent_id))
+    assert w.state("cart", BUYER_ID).status == cart.COMPLETED
+
+
+@pytest.mark.xfail(strict=True, reason="a cart remembers the buyer's requests it and the cart before it applied, "
+                                       "not those of carts further back")
+def test_an_add_redelivered_two_carts_later_changes_nothing():
+    w = Market()
+    stocked(w)
+    w.deliver("inventory", TEA, create(w, TEA))
+    w.deliver("inventory", TEA, set_stock(w, 10, command_id="set-tea", product_id=TEA))
+    first = add(w, 2, "add-1")
+    w.deliver("cart", BUYER_ID, first)
+    for n in (1, 2):
+        buys(w, n)
+        w.deliver("cart", BUYER_ID, add(w, 1, f"add-tea-{n}", product_id=TEA))  # the next cart
+    the_buyer_changes_tea(w)
+    assert redelivered_late(w, "cart", BUYER_ID, first) == []
+
+
 # --- catalog, users, health -------------------------------------------------------------------
 
 def create_product(w: Market):
