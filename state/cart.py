@@ -7,9 +7,10 @@ the quantity the reservation now holds. A cart ends COMPLETED (paid), EXPIRED
 new cart with a new id.
 
 Every request is idempotent by state, however late a redelivery comes: the
-cart remembers the ids of the buyer's requests it applied, numbers what it asks
-of inventory per reservation (`seq`) and asks for absolute totals, and applies
-an answer from inventory only if nothing newer was answered.
+cart remembers the ids of the buyer's requests it applied and the orders its
+checkouts made, numbers what it asks of inventory per reservation (`seq`) and
+asks for absolute totals, and applies an answer from inventory only if nothing
+newer was answered.
 """
 
 from __future__ import annotations
@@ -231,6 +232,7 @@ class Cart:
     asks: PMap = pmap()  # reservation id -> Ask
     requests: PSet = pset()  # ids of the buyer's add, change and remove requests this cart applied
     earlier: PSet = pset()  # and those the cart before it applied: a late one must not land in this cart
+    orders: PSet = pset()  # the orders the buyer's checkouts made, this cart's and every earlier one's
 
     def applied(self, request_id: str) -> bool:
         """Whether this cart, or the one before it, already did what the buyer's request asked."""
@@ -314,6 +316,8 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
             return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                     reservation_id=item.reservation_id, quantity=item.quantity,
                                     reason="reservation_expired", expires_at=None, seq=command.seq)]
+        case Checkout() if command.order_id in state.orders:
+            return []  # a redelivered checkout: its order exists, and a newer cart must not go into it
         case Checkout() if state.status == CHECKOUT:
             return Rejection("invalid_transition", "this cart is already being checked out", 409,
                              {"orderId": state.order_id})
@@ -384,7 +388,7 @@ def evolve(state: Cart, event: Event) -> Cart:
     match event:
         case CartCreated():
             new = Cart(cart_id=event.cart_id, buyer_id=event.buyer_id, created_at=event.created_at,
-                       version=state.version, earlier=state.requests)
+                       version=state.version, earlier=state.requests, orders=state.orders)
         case CartItemRequested():
             items = state.items if event.item.product_id in state.items else {
                 **state.items, event.item.product_id: event.item}
@@ -409,7 +413,7 @@ def evolve(state: Cart, event: Event) -> Cart:
         case CartAbandoned():
             new = replace(state, status=event.status, sequence=max(state.sequence, event.seq))
         case CartCheckedOut():
-            new = replace(state, status=CHECKOUT, order_id=event.order_id)
+            new = replace(state, status=CHECKOUT, order_id=event.order_id, orders=state.orders.add(event.order_id))
         case CartCompleted():
             new = replace(state, status=COMPLETED)
         case _:

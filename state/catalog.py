@@ -1,4 +1,9 @@
-"""Catalog: a seller's products. The product id is derived from seller and SKU, so a SKU is unique per seller."""
+"""Catalog: a seller's products. The product id is derived from seller and SKU, so a SKU is unique per seller.
+
+An update sets the fields it names to absolute values, so it is ordered by its time, however late a
+redelivery comes: one older than the change in force is `superseded` (re-applied, it would undo the
+newer change), and the change in force is known by its id.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +74,7 @@ class ProductUpdated(Event):
     status: str
     image_public_ids: tuple[str, ...]
     updated_at: datetime
+    request_id: str = ""  # the UpdateProduct's id, so a redelivery of it is known by state
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ class Product:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 0
+    # A plain (immutable) default: a recovery snapshot taken before this field existed unpickles without it.
+    update_ids: tuple[str, ...] = ()  # the ids of the updates applied at `updated_at` (the one in force among them)
 
 
 def initial_state() -> Product:
@@ -122,6 +130,11 @@ def decide(state: Product, command: Command) -> list[Event] | Rejection:
             return not_found("product")
         case UpdateProduct() if not may_manage(command.actor, state.seller_id):
             return forbidden("only the product's seller or an admin may change it")
+        case UpdateProduct() if command.command_id in state.update_ids:
+            return []  # the change in force, again (redelivered, or retried by the API with a fresh `now`)
+        case UpdateProduct() if state.updated_at is not None and command.now < state.updated_at:
+            return Rejection("superseded", "a newer change to this product was already applied", 409,
+                             {"currentVersion": state.version})
         case UpdateProduct() if command.sku is not None and command.sku != state.sku:
             return invalid("sku cannot change; create a new product instead")
         case UpdateProduct():
@@ -130,6 +143,7 @@ def decide(state: Product, command: Command) -> list[Event] | Rejection:
                              "image_public_ids")}
             problem = _fields_problem(new["name"], new["price_cents"], new["currency"], new["status"])
             return problem or [ProductUpdated(product_id=state.product_id, updated_at=command.now,
+                                              request_id=command.command_id,
                                               **{**new, "image_public_ids": tuple(new["image_public_ids"])})]
     return invalid(f"catalog does not handle {type(command).__name__}")
 
@@ -146,8 +160,14 @@ def evolve(state: Product, event: Event) -> Product:
             return replace(state, name=event.name, description=event.description, category=event.category,
                            price_cents=event.price_cents, currency=event.currency, status=event.status,
                            image_public_ids=event.image_public_ids, updated_at=event.updated_at,
-                           version=state.version + 1)
+                           update_ids=_in_force(state, event), version=state.version + 1)
     return state
+
+
+def _in_force(state: Product, event: ProductUpdated) -> tuple[str, ...]:
+    """The ids of the updates applied at the event's time, so a redelivery of any of them is known."""
+    ids = state.update_ids if event.updated_at == state.updated_at else ()
+    return (*ids, event.request_id) if event.request_id else ids
 
 
 def react(event: Event, state: Product, stamp: Stamp) -> list:

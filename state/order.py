@@ -176,10 +176,13 @@ class PaymentIntentUnused(Event):
     cancel_reason: str | None = None
 
     def rejection(self) -> Rejection | None:
-        if self.reason == "order_cancelled":
-            return Rejection("order_cancelled", f"the order was cancelled ({self.cancel_reason})", 409,
-                             {"orderId": self.order_id, "reason": self.cancel_reason})
-        return None
+        return cancelled(self.order_id, self.cancel_reason) if self.reason == "order_cancelled" else None
+
+
+def cancelled(order_id: str, reason: str | None) -> Rejection:
+    """The answer to paying an order that was cancelled."""
+    return Rejection("order_cancelled", f"the order was cancelled ({reason})", 409,
+                     {"orderId": order_id, "reason": reason})
 
 
 @message
@@ -267,6 +270,9 @@ class Order:
     cancel_reason: str | None = None
     shortfalls: tuple[OrderShortfall, ...] = ()
     version: int = 0
+    # Plain (immutable) defaults: a recovery snapshot taken before these fields existed unpickles without them.
+    unused: frozenset = frozenset()  # PaymentIntents declared unused (the payments worker cancels each once)
+    paid_late: frozenset = frozenset()  # payments captured after the cancellation (each flagged for refund once)
 
     def seller_subtotals(self) -> tuple[tuple[str, int], ...]:
         """Each seller's share of the order total, in order of first appearance."""
@@ -341,6 +347,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
             return forbidden("not this buyer's order")
         case AttachPayment() if state.intent_id == command.intent_id:
             return []
+        case AttachPayment() if command.intent_id in state.unused:  # a redelivery: answered as before, once
+            return cancelled(state.order_id, state.cancel_reason) if state.status == CANCELLED else []
         case AttachPayment() if state.status == CANCELLED:
             return [PaymentIntentUnused(order_id=state.order_id, intent_id=command.intent_id,
                                         reason="order_cancelled", cancel_reason=state.cancel_reason)]
@@ -351,6 +359,8 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case AttachPayment():
             return [OrderPaymentAttached(order_id=state.order_id, payment_id=command.payment_id,
                                          intent_id=command.intent_id)]
+        case ConfirmOrder() if command.payment_id in state.paid_late:
+            return []  # flagged for refund already
         case ConfirmOrder() if state.status == CANCELLED:
             return [PaymentAfterCancellation(order_id=state.order_id, payment_id=command.payment_id,
                                              at=command.now)]
@@ -432,6 +442,8 @@ def evolve(state: Order, event: Event) -> Order:
             new = replace(state, allocated_all=True)
         case OrderPaymentAttached():
             new = replace(state, intent_id=event.intent_id)
+        case PaymentIntentUnused():
+            new = replace(state, unused=state.unused | {event.intent_id})
         case OrderConfirmed():
             new = replace(state, status=CONFIRMED, provisional=False, confirmed_at=event.confirmed_at,
                           expires_at=None)
@@ -443,6 +455,8 @@ def evolve(state: Order, event: Event) -> Order:
                 if s.shipment_id == event.shipment_id else s for s in state.shipments))
         case OrderShortfall():
             new = replace(state, shortfalls=state.shortfalls + (event,))
+        case PaymentAfterCancellation():
+            new = replace(state, paid_late=state.paid_late | {event.payment_id})
         case OrderCancelled():
             new = replace(state, status=CANCELLED, cancelled_at=event.cancelled_at, cancel_reason=event.reason,
                           shipments=tuple(replace(s, status=CANCELLED) for s in state.shipments),

@@ -60,7 +60,10 @@ async def create_product(request: Request, actor: SellerOrAdmin, body: NewProduc
 
 @router.put("/api/catalog/products/{product_id}")
 async def update_product(request: Request, product_id: str, actor: SellerOrAdmin, body: ProductChanges):
-    """Change a product's fields (owner or admin); the SKU cannot change."""
+    """Change a product's fields (owner or admin); the SKU cannot change.
+
+    The fields named are set to absolute values, so updates are ordered by time: one older than the
+    change in force is 409 `superseded` (a late redelivery must not undo a newer change)."""
     checked_id(product_id, "product")
     changes = body.model_dump(exclude_none=True)
     if "image_public_ids" in changes:

@@ -12,8 +12,9 @@ from state.common import Expire, Stamp, derived_id
 from tests.state.given import (BUYER_ID, CART_ID, CART_TTL_S, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER_ID,
                                RESERVATION_TTL_S, SELLER_ID, Rejected, add_item, assert_outcome, cart_abandoned,
                                cart_completed, cart_created, cart_item, change_item, checked_out, checkout,
-                               close_cart, confirm_reservation, decide, fold, item_confirmed, item_refused,
-                               item_removed, item_requested, lapse_reservation, refuse_reservation, remove_item)
+                               close_cart, confirm_reservation, decide, fold, from_before, item_confirmed,
+                               item_refused, item_removed, item_requested, lapse_reservation, refuse_reservation,
+                               remove_item)
 
 MUG = cart_item(2)                                                  # product-1 as held: 2 × 12.99
 REQUESTED = [cart_created(), item_requested(2)]                     # asked inventory, nothing held yet
@@ -39,6 +40,10 @@ def a_new_cart(command_id, quantity=2):
     cart_id = derived_id(command_id, "cart")
     return [cart_created(cart_id=cart_id, created_at=LATER),
             item_requested(quantity, item=cart_item(cart_id=cart_id), at=LATER, cart_id=cart_id, request_id=command_id)]
+
+
+NEXT_CART_ID = derived_id("add-2", "cart")
+NEXT_CART = [*a_new_cart("add-2"), item_confirmed(2)]               # the buyer's next cart, holding 2 mugs
 
 
 class TestAddItem:
@@ -237,13 +242,30 @@ class TestCheckout:
         pytest.param(REQUESTED, checkout(), Rejected("empty_cart", 409), id="a_cart_with_nothing_held_is_empty"),
         pytest.param([*HOLDING, item_removed(2)], checkout(), Rejected("empty_cart", 409),
                      id="an_emptied_cart_is_empty"),
-        pytest.param(COMPLETED_CART, checkout(), Rejected("empty_cart", 409), id="an_ended_cart_is_empty"),
+        pytest.param(COMPLETED_CART, checkout(order_id="order-2", command_id="checkout-2"), Rejected("empty_cart", 409),
+                     id="an_ended_cart_is_empty"),
         pytest.param(CHECKED_OUT, checkout(order_id="order-2"),
                      Rejected("invalid_transition", 409, {"orderId": "order-1"}),
                      id="a_cart_is_checked_out_once"),
+        pytest.param(CHECKED_OUT, checkout(), [], id="a_redelivered_checkout_decides_nothing"),
+        pytest.param([*COMPLETED_CART, *NEXT_CART], checkout(), [],
+                     id="a_redelivered_checkout_does_not_put_the_next_cart_into_its_paid_order"),
+        pytest.param([*ABANDONED_CART, *NEXT_CART], checkout(), [],
+                     id="a_redelivered_checkout_does_not_put_the_next_cart_into_its_cancelled_order"),
+        pytest.param([*COMPLETED_CART, *a_new_cart("add-2"), item_confirmed(2), cart_abandoned(EXPIRED),
+                      *a_new_cart("add-3"), item_confirmed(2)], checkout(), [],
+                     id="the_orders_of_checkouts_are_remembered_across_every_later_cart"),
+        pytest.param([*COMPLETED_CART, *NEXT_CART], checkout(order_id="order-2", command_id="checkout-2"),
+                     [checked_out((cart_item(2, cart_id=NEXT_CART_ID),), order_id="order-2", cart_id=NEXT_CART_ID)],
+                     id="the_next_cart_is_checked_out_into_a_new_order"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(cart, given, when), then)
+
+    def test_a_snapshot_from_before_orders_were_remembered_still_checks_out(self):
+        old = from_before(fold(cart, HOLDING), "orders")
+        assert cart.decide(old, checkout()) == [checked_out((MUG,))]
+        assert cart.evolve(old, checked_out((MUG,))).orders == {"order-1"}
 
     def test_a_checked_out_cart_waits_for_its_order(self):
         state = fold(cart, CHECKED_OUT)

@@ -1,16 +1,23 @@
-"""Catalog: a seller's products; the SKU never changes, fields are validated, a new product gets stock."""
+"""Catalog: a seller's products; the SKU never changes, fields are validated, a new product gets stock,
+and updates are ordered by their time."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from buyit.envelope import from_wire, to_wire
 from state import catalog, inventory
 from state.common import SYSTEM, Expire, Stamp, derived_id
 from tests.state.given import (AN_ADMIN, A_BUYER, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER,
                                PRODUCT, PRODUCT_ID, SELLER_ID, SKU, Rejected, assert_outcome, create_product,
-                               decide, fold, product_created, product_updated, stock_created, update_product)
+                               decide, fold, from_before, product_created, product_updated, stock_created,
+                               update_product)
 
 CREATED = [product_created()]
+RENAMED = [*CREATED, product_updated(name="Red mug")]                   # by `update_product()`, at LATER
+LATER_STILL = LATER + timedelta(minutes=5)
 
 
 class TestCreate:
@@ -84,6 +91,30 @@ class TestUpdate:
         assert_outcome(decide(catalog, given, when), then)
 
 
+class TestLateUpdate:
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param(RENAMED, update_product(name="Red mug"), [], id="a_redelivered_update_changes_nothing"),
+        pytest.param(RENAMED, update_product(name="Red mug", now=LATER_STILL), [],
+                     id="an_api_retry_of_the_change_in_force_with_a_fresh_now_changes_nothing"),
+        pytest.param([*RENAMED, product_updated(name="Red mug", price_cents=1, request_id="update-product-2")],
+                     update_product(name="Red mug"), [], id="an_older_change_at_the_same_instant_is_known_too"),
+        pytest.param([*RENAMED, product_updated(name="Cup", request_id="update-product-2", updated_at=LATER_STILL)],
+                     update_product(name="Red mug"), Rejected("superseded", 409, {"currentVersion": 3}),
+                     id="an_update_older_than_the_change_in_force_is_superseded"),
+        pytest.param([*RENAMED, product_updated(name="Cup", request_id="update-product-2", updated_at=LATER_STILL)],
+                     update_product(command_id="update-product-3", price_cents=1),
+                     Rejected("superseded", 409, {"currentVersion": 3}),
+                     id="a_fresh_update_stamped_before_the_change_in_force_is_superseded_too"),
+        pytest.param(RENAMED, update_product(command_id="update-product-2", price_cents=1),
+                     [product_updated(name="Red mug", price_cents=1, request_id="update-product-2")],
+                     id="another_update_at_the_same_instant_applies"),
+        pytest.param(RENAMED, update_product(name="Red mug", actor=OTHER_SELLER), FORBIDDEN,
+                     id="a_redelivery_is_recognised_only_for_who_may_change_the_product"),
+    ])
+    def test_decide(self, given, when, then):
+        assert_outcome(decide(catalog, given, when), then)
+
+
 class TestState:
     def test_initial_state_has_no_product_and_no_view(self):
         assert catalog.view(catalog.initial_state()) is None
@@ -94,7 +125,25 @@ class TestState:
     def test_an_update_keeps_seller_sku_and_creation_time(self):
         state = fold(catalog, [*CREATED, product_updated(name="Red mug", status="ACTIVE", price_cents=999)])
         assert state == catalog.Product(**{**PRODUCT, "name": "Red mug", "status": "ACTIVE", "price_cents": 999},
-                                        created_at=NOW, updated_at=LATER, version=2)
+                                        created_at=NOW, updated_at=LATER, version=2, update_ids=("update-product-1",))
+
+    def test_the_change_in_force_is_remembered_by_its_time_and_ids(self):
+        state = fold(catalog, [*RENAMED, product_updated(price_cents=1, request_id="update-product-2")])
+        assert (state.updated_at, state.update_ids) == (LATER, ("update-product-1", "update-product-2"))
+        state = catalog.evolve(state, product_updated(request_id="update-product-3", updated_at=LATER_STILL))
+        assert (state.updated_at, state.update_ids) == (LATER_STILL, ("update-product-3",))
+
+    def test_an_update_recorded_before_updates_carried_their_id_still_decodes_and_applies(self):
+        wire = {k: v for k, v in to_wire(product_updated(name="Red mug")).items() if k != "requestId"}
+        old = from_wire("PRODUCT_UPDATED", wire)
+        assert old == product_updated(name="Red mug", request_id="")
+        state = fold(catalog, [*CREATED, old])
+        assert (state.name, state.updated_at, state.update_ids) == ("Red mug", LATER, ())
+
+    def test_a_snapshot_from_before_update_ids_were_remembered_still_loads(self):
+        old = from_before(fold(catalog, CREATED), "update_ids")
+        assert catalog.decide(old, update_product(name="Red mug")) == [product_updated(name="Red mug")]
+        assert catalog.evolve(old, product_updated()).update_ids == ("update-product-1",)
 
     def test_view(self):
         state = fold(catalog, [*CREATED, product_updated(status="ACTIVE")])

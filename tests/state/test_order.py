@@ -15,7 +15,7 @@ from tests.state.given import (AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN
                                ORDER_CART_ID, ORDER_ID, OTHER_SELLER, OTHER_SELLER_ID, PAYMENT_ID,
                                SELLER_ID, SHIPMENTS, THE_SELLER, TRACKING, Rejected, assert_outcome, attach_payment,
                                cancel_order, confirm_allocation, confirm_order, decide, deliver_shipment,
-                               fail_allocation, fold, item_allocated, order_allocated, order_cancelled,
+                               fail_allocation, fold, from_before, item_allocated, order_allocated, order_cancelled,
                                order_confirmed, order_item, order_placed, payment_after_cancellation,
                                payment_attached, place_order, process_shipment, ship_shipment, shipment,
                                shipment_id, shipment_updated)
@@ -178,6 +178,11 @@ class TestAttachPayment:
         pytest.param(ATTACHED, attach_payment(command_id="attach-2"), [], id="attaching_again_is_a_no_op"),
         pytest.param(ATTACHED, attach_payment(intent_id="pi_2"), [intent_unused("pi_2")],
                      id="the_first_payment_intent_stands_and_another_is_left_to_cancel"),
+        pytest.param([*ATTACHED, intent_unused("pi_2")], attach_payment(intent_id="pi_2"), [],
+                     id="another_intent_redelivered_is_left_to_cancel_once"),
+        pytest.param([*REFUSED, intent_unused("pi_1", "order_cancelled", "allocation_failed")], attach_payment(),
+                     Rejected("order_cancelled", 409, {"orderId": ORDER_ID, "reason": "allocation_failed"}),
+                     id="an_intent_redelivered_to_a_cancelled_order_is_refused_again_and_left_to_cancel_once"),
         pytest.param(PAID, attach_payment(), [], id="attaching_after_payment_is_a_no_op"),
         pytest.param(PLACED, attach_payment(), Rejected("not_ready", 409), id="nothing_allocated_is_not_ready"),
         pytest.param([*PLACED, item_allocated("reservation-2")], attach_payment(), Rejected("not_ready", 409),
@@ -192,6 +197,11 @@ class TestAttachPayment:
         assert (state.intent_id, state.status) == ("pi_1", PENDING)
         assert order.view(state)["paymentIntentId"] == "pi_1"
         assert "secret" not in repr(attach_payment()).lower() and "secret" not in repr(ATTACHED).lower()
+
+    def test_a_snapshot_from_before_unused_intents_were_remembered_still_loads(self):
+        old = from_before(fold(order, ATTACHED), "unused")
+        assert order.decide(old, attach_payment(intent_id="pi_2")) == [intent_unused("pi_2")]
+        assert order.evolve(old, intent_unused("pi_2")).unused == {"pi_2"}
 
     def test_an_intent_made_for_an_order_cancelled_meanwhile_is_refused_and_left_to_cancel(self):
         [unused] = decide(order, REFUSED, attach_payment())
@@ -208,11 +218,18 @@ class TestConfirmOrder:
         pytest.param(REFUSED, confirm_order(), [payment_after_cancellation(at=LATER)],
                      id="a_payment_for_an_order_cancelled_by_allocation_is_flagged"),
         pytest.param(PAID, confirm_order(command_id="confirm-order-2"), [], id="confirming_again_is_a_no_op"),
+        pytest.param([*CANCELLED_UNPAID, payment_after_cancellation()], confirm_order(), [],
+                     id="a_payment_after_cancellation_is_flagged_once"),
         pytest.param(S1_SHIPPED, confirm_order(), [], id="confirming_a_fulfilled_order_is_a_no_op"),
         pytest.param([], confirm_order(), NOT_FOUND, id="an_unknown_order_is_not_found"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(order, given, when), then)
+
+    def test_a_snapshot_from_before_late_payments_were_remembered_still_loads(self):
+        old = from_before(fold(order, CANCELLED_UNPAID), "paid_late")
+        assert order.decide(old, confirm_order()) == [payment_after_cancellation(at=LATER)]
+        assert order.evolve(old, payment_after_cancellation()).paid_late == {PAYMENT_ID}
 
     def test_a_confirmed_order_is_no_longer_provisional(self):
         state = fold(order, PAID)
