@@ -145,7 +145,9 @@ class DeciderLogic(StatefulLogic):
         answer = None
         if refusals:
             answer = self._answer(envelope, refusals[0], agg.view(state))
-        elif not events or any(type(e).settles for e in events):
+        elif (not events and envelope.causation_id is None) or any(type(e).settles for e in events):
+            # a saga step that decides nothing (a redelivery, a no-op) is no answer to the request that
+            # started the chain: in a cluster it could reach the caller before the step that answers
             answer = self._answer(envelope, None, agg.view(state))
         if answer:
             out.append(answer)

@@ -178,6 +178,7 @@ class CartItemRemoved(Event):
 class CartAbandoned(Event):
     """The cart ended unpaid: idle past its expiry (status EXPIRED) or its payment failed (ABANDONED)."""
 
+    settles = False  # a saga step's fact, never the answer to the request that started it
     cart_id: str
     buyer_id: str
     status: str
@@ -200,6 +201,7 @@ class CartCheckedOut(Event):
 
 @message
 class CartCompleted(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     cart_id: str
     order_id: str
     at: datetime

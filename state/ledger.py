@@ -66,6 +66,7 @@ class PostRefund(Command):
 
 @message
 class LedgerTransactionPosted(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     transaction_id: str
     payment_id: str
     order_id: str

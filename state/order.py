@@ -222,6 +222,7 @@ class PaymentAfterCancellation(Event):
 class OrderShortfall(Event):
     """Part of a paid order cannot be delivered: its share of the money goes back to the buyer."""
 
+    settles = False  # a saga step's fact, never the answer to the request that started it
     order_id: str
     payment_id: str
     product_id: str

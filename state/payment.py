@@ -73,6 +73,7 @@ class SettleRefund(Command):
 
 @message
 class PaymentCreated(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     payment_id: str
     order_id: str
     buyer_id: str
@@ -106,6 +107,7 @@ class PaymentFailed(Event):
 
 @message
 class PaymentCancelled(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     payment_id: str
     order_id: str
     reason: str
@@ -114,6 +116,7 @@ class PaymentCancelled(Event):
 
 @message
 class PaymentFlaggedForRefund(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     payment_id: str
     order_id: str
     amount_cents: int
@@ -128,6 +131,7 @@ class PaymentFlaggedForRefund(Event):
 
 @message
 class PaymentRefunded(Event):
+    settles = False  # a saga step's fact, never the answer to the request that started it
     payment_id: str
     order_id: str
     amount_cents: int
