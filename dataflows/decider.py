@@ -75,7 +75,11 @@ class DeciderLogic(StatefulLogic):
     def on_notify(self) -> tuple[list[Output], bool]:
         now = self.clock()
         due = self._aggregate.deadline(self.slot.state)
-        command = Expire(command_id=derived_id(self.slot.key, f"expire/{due.isoformat() if due else now}"),
+        # One id per firing: the due time alone repeats (two holds due in the same second, or an outage
+        # longer than a TTL), and a repeated id is answered from memory or, once forgotten, decided again
+        # into events that share their ids with the first firing's. The state's version differs at each.
+        due_at = due.isoformat() if due else now.isoformat()
+        command = Expire(command_id=derived_id(self.slot.key, f"expire/{due_at}/{self.slot.state.version}"),
                          now=now)
         return self._handle(command_envelope(command, self.slot.key)), StatefulLogic.RETAIN
 

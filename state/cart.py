@@ -263,6 +263,8 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
     match command:
         case AddCartItem() | ChangeCartItem() | RemoveCartItem() if state.applied(command.command_id):
             return []  # a redelivered request: doing it again would add twice or undo a later change
+        case AddCartItem() | ChangeCartItem() | RemoveCartItem() if state.created_at and command.now < state.created_at:
+            return []  # made before this cart began: a late redelivery meant for an earlier cart
         case AddCartItem() if not 1 <= command.quantity:
             return invalid("quantity must be at least 1")
         case AddCartItem() if state.cart_id is None or state.status in ENDED:

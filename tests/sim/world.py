@@ -18,8 +18,14 @@ from state.registry import AGGREGATES
 
 
 class World:
-    def __init__(self, seed: int, duplicate_rate: float = 0.05):
+    def __init__(self, seed: int, duplicate_rate: float = 0.05, late_rate: float = 0.0, late_after: int = 600):
+        """`duplicate_rate`: a record delivered again a few records later; `late_rate`: again after at least
+        `late_after` other deliveries, far outside any window of remembered ids."""
         self.rng = random.Random(seed)
+        self.late_rate, self.late_after = late_rate, late_after
+        self.late: deque = deque()  # (due step, record)
+        self.steps = 0
+        self.late_delivered = 0
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.duplicate_rate = duplicate_rate
         self.logic: dict[str, DeciderLogic] = {}
@@ -46,8 +52,14 @@ class World:
             return False
         topic, key, value = self.queues[self.rng.choice(live)].popleft()
         self._decide(topic, key, value)
+        self.steps += 1
         if self.rng.random() < self.duplicate_rate:  # at-least-once: the same record again, later
             self._enqueue(topic, key, value)
+        if self.rng.random() < self.late_rate:  # ... or much later: a replay after a long outage
+            self.late.append((self.steps + self.late_after + self.rng.randrange(self.late_after), (topic, key, value)))
+        while self.late and self.late[0][0] <= self.steps:
+            self._enqueue(*self.late.popleft()[1])
+            self.late_delivered += 1
         return True
 
     def run(self, steps: int) -> None:
