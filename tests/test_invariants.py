@@ -30,8 +30,9 @@ def new_id(world: World) -> str:
 class Market:
     """Drives the World the way the API would, with random choices."""
 
-    def __init__(self, world: World):
+    def __init__(self, world: World, currencies: tuple[str, ...] = ("USD",)):
         self.w = world
+        self.currencies = currencies  # seller s sells in currencies[s % len]
         self.products: list[catalog.Product] = []
         self.orders: dict[str, str] = {}  # order id -> buyer
         self.intents: dict[str, str] = {}  # order id -> intent id
@@ -44,7 +45,8 @@ class Market:
                 pid = f"product-{s}-{p}"
                 w.send("catalog", pid, catalog.CreateProduct(
                     command_id=new_id(w), now=w.now, actor=seller, product_id=pid, seller_id=seller.user_id,
-                    sku=f"SKU-{p}", name=f"Thing {s}-{p}", price_cents=w.rng.randint(1, 9999), currency="USD",
+                    sku=f"SKU-{p}", name=f"Thing {s}-{p}", price_cents=w.rng.randint(1, 9999),
+                    currency=self.currencies[s % len(self.currencies)],
                     status="ACTIVE"))
         w.drain()
         for key, product in w.states("catalog").items():

@@ -38,7 +38,7 @@ class RefundingMarket(Market):
     """The market, plus what the payments worker does with a flagged capture: refund it, not always at once."""
 
     def __init__(self, world: World):
-        super().__init__(world)
+        super().__init__(world, currencies=("USD", "EUR"))
         self.seen = 0
 
     def refund_flagged(self) -> None:
@@ -74,6 +74,8 @@ def test_every_cent_captured_is_sold_refunded_or_owed(seed, monkeypatch):
     w.drain()
     assert w.dead == []
     assert w.late_delivered > 50, w.late_delivered
+    captured_in = {e["payload"]["currency"] for e in w.events if e["type"] == type_name(payment.PaymentCaptured)}
+    assert captured_in == {"USD", "EUR"}  # both currencies were paid in
 
     events = unique(w.events)
     by_type = defaultdict(list)  # by class name (the wire name of some types differs)
