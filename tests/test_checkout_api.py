@@ -186,7 +186,9 @@ class TestCheckout:
         stale = post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 1000,
                            timestamp=int(__import__("time").time()) - 3600)
         assert stale.status_code == 400
-        assert buyer.get(f"/api/payments/{answer['paymentId']}").json()["state"] == "CREATED"
+        payment = eventually(lambda: (r := buyer.get(f"/api/payments/{answer['paymentId']}")).status_code == 200
+                             and r.json(), what="the payment in its view")  # opened just after the answer
+        assert payment["state"] == "CREATED"
         assert order_of(buyer, answer["orderId"])["status"] == "PENDING"
 
     def test_only_the_buyer_sees_its_order(self, client):
