@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import eventually
-from tests.payments import pay, signed_event
+from tests.payments import pay, signed_event, stripe_client
 from tests.test_cart_api import add, listed_product, stock
 
 pytestmark = pytest.mark.integration
@@ -148,6 +148,9 @@ class TestCheckout:
         assert "clientSecret" not in r.json()
         assert buyer.post(path).json()["status"] == "CANCELLED"  # again: the same answer
         stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=5)
+        intent_id = answer["clientSecret"].split("_secret_")[0]
+        eventually(lambda: stripe_client(stack).v1.payment_intents.retrieve(intent_id).status == "canceled",
+                   what="the payments worker cancelling the intent")
         with pytest.raises(Exception, match="(?i)cancel|bad request"):
             pay(stack, answer["clientSecret"])  # the client secret no longer takes a card
         assert client("BUYER").post("/api/orders/no-such-order/cancel").status_code == 404
