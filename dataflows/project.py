@@ -7,6 +7,8 @@ rebuilds the live views exactly (a backfill); it never decides anything.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
@@ -31,14 +33,29 @@ def parse(record: Record):
 
 
 def fold(held, item):
-    """Apply an event once, in version order; duplicates and replays are skipped."""
+    """Apply an event once, in version order; duplicates and replays are skipped.
+
+    Returns the new state and its outputs: ("view", (aggregate, state)) when it changed, and
+    ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
+    an event is missing from the log), or an event `evolve` refuses (reported and skipped, so one bad
+    event freezes one aggregate's views, never the whole projection)."""
     aggregate, envelope, event = item
     agg = AGGREGATES[aggregate]
     state = held if held is not None else agg.initial_state()
     if envelope.version is not None and envelope.version <= state.version:
-        return state, None
-    state = agg.evolve(state, event)
-    return state, (aggregate, state)
+        return state, []
+    topic = f"{aggregate}.events"
+    try:
+        folded = agg.evolve(state, event)
+    except Exception as err:  # a bug or a broken invariant: keep what we have, say so, go on
+        return state, [("dead", dead_letter("projection_failed", topic, envelope.key, envelope.encode(),
+                                            f"{type(err).__name__}: {err}"))]
+    outputs = []
+    if envelope.version is not None and envelope.version > state.version + 1:
+        outputs.append(("dead", dead_letter("version_gap", topic, envelope.key, envelope.encode(),
+                                            f"version {envelope.version} after {state.version}")))
+        folded = replace(folded, version=envelope.version)  # in step with the log again: replays are skipped
+    return folded, [("view", (aggregate, folded)), *outputs]
 
 
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
@@ -51,12 +68,15 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     if lake_sink is not None:  # every event as read, duplicates included: the lake's readers dedupe
         op.output("write_lake", op.map("to_lake", events, lambda e: (f"{e[0]}.events", e[1])), lake_sink)
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
-    folded = op.stateful_map("fold", keyed, fold)  # (agg:id, (agg, state) | None)
-    changed = op.filter_map("changed", folded, lambda kv: kv[1])  # (agg, state)
+    folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [("view", (agg, state)) | ("dead", letter)])
+    outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
+    split = op.branch("split_fold", outputs, lambda o: o[0] == "view")
+    changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)
     op.output("write_views", op.map("to_rows", changed, lambda c: rows(*c)), view_sink)
     carts = op.filter_map("carts", changed, lambda c: cart_view(c[1]) if c[0] == "cart" else None)
     op.output("write_cart_cache", carts, cart_sink)
-    poison = op.map("unwrap_poison", branch.falses, lambda p: p[1])
+    poison = op.merge("all_poison", op.map("unwrap_poison", branch.falses, lambda p: p[1]),
+                      op.map("unwrap_refused", split.falses, lambda o: o[1]))
     op.output("write_dead_letters", op.map("to_message", poison, to_message), dead_sink)
     return flow
 

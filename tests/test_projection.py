@@ -1,0 +1,65 @@
+"""The projection trusts nothing: a gap in an aggregate's versions is reported, and an event its fold
+refuses is dead-lettered and skipped, while every other aggregate's views go on. In process, no Kafka."""
+
+from __future__ import annotations
+
+import json
+
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from buyit.envelope import Envelope, to_wire
+from dataflows.kafka_io import Record
+from dataflows.project import build_flow
+from sinks.views import Row
+from state import inventory
+from state.common import type_name
+
+
+def record(key: str, version: int, event) -> Record:
+    envelope = Envelope(event_id=f"{key}-{version}", type=type_name(event), key=key, occurred_at="2026-01-01T00:00:00",
+                        correlation_id=f"{key}-{version}", causation_id=None, version=version, payload=to_wire(event))
+    return Record("inventory.events", key, envelope.encode(), version)
+
+
+def created(key):
+    return inventory.StockCreated(product_id=key, seller_id="s", sku=key, low_stock_threshold=5)
+
+
+def set_total(key, total, reserved=0):
+    return inventory.StockUpdated(product_id=key, total_quantity=total, low_stock_threshold=5,
+                                  levels=inventory.Levels(total, total - reserved, reserved, 0, 0))
+
+
+def reserved(key, quantity):
+    return inventory.StockReserved(product_id=key, reservation_id=f"r-{key}", cart_id="c", buyer_id="b",
+                                   quantity=quantity, expires_at="2026-01-01T01:00:00+00:00", available=0)
+
+
+def run(records: list[Record]) -> tuple[list[Row], list[dict]]:
+    rows, dead, carts = [], [], []
+    run_main(build_flow(TestingSource(records), TestingSink(rows), TestingSink(dead), TestingSink(carts)))
+    return [r for batch in rows for r in batch], [json.loads(d[2]) for d in dead]
+
+
+def stock_rows(rows: list[Row], key: str) -> list[dict]:
+    return [r.values for r in rows if r.table == "stock" and r.values["product_id"] == key]
+
+
+def test_an_event_the_fold_refuses_is_dead_lettered_and_the_rest_goes_on():
+    rows, dead = run([
+        record("p1", 1, created("p1")), record("p1", 2, set_total("p1", 3)),
+        record("p1", 3, reserved("p1", 9)),  # more than there is: evolve refuses it
+        record("p2", 1, created("p2")), record("p2", 2, set_total("p2", 5)),
+    ])
+    assert [(d["reason"], d["key"]) for d in dead] == [("projection_failed", "p1")]
+    assert "available never negative" in dead[0]["error"]
+    assert stock_rows(rows, "p1")[-1]["total_quantity"] == 3 and stock_rows(rows, "p1")[-1]["version"] == 2
+    assert stock_rows(rows, "p2")[-1]["total_quantity"] == 5  # the other product's views went on
+
+
+def test_a_gap_in_the_versions_is_reported_not_hidden():
+    rows, dead = run([record("p3", 1, created("p3")), record("p3", 3, set_total("p3", 4)),  # 2 never came
+                      record("p3", 3, set_total("p3", 4))])  # and 3 again: a redelivery, skipped
+    assert [(d["reason"], d["key"]) for d in dead] == [("version_gap", "p3")]
+    assert "version 3 after 1" in dead[0]["error"]
+    assert [(r["total_quantity"], r["version"]) for r in stock_rows(rows, "p3")] == [(0, 1), (4, 3)]
