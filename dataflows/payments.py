@@ -28,7 +28,7 @@ from buyit.envelope import DEAD_LETTERS, command_envelope, commands_topic, decod
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from sinks.stripe_gateway import TRANSIENT, StripeGateway
-from state.common import derived_id
+from state.common import derived_id, per_claim
 from state.order import AttachPayment, CancelOrder
 from state.payment import SettleRefund
 from state.stripe_actions import CancelIntent, CreateIntent, RefundCapture, owed_to_stripe, payment_attempt
@@ -38,22 +38,23 @@ TOPICS = (events_topic("order"), events_topic("payment"))
 Output = tuple[str, str, bytes]  # (topic, key, value)
 
 
-def parse(record: Record) -> tuple[Record, CancelIntent | RefundCapture | None] | Output:
-    """The Stripe call a record calls for (None for most events), or a dead letter for a bad record."""
+def parse(record: Record) -> tuple[str, tuple]:
+    """("ok", (record, the Stripe call it calls for, or None for most events)) or ("dead", output)."""
     if record.error:
-        return dead_letter("read_error", record.topic, record.key, record.value, record.error)
+        return ("dead", dead_letter("read_error", record.topic, record.key, record.value, record.error))
     try:
-        return (record, owed_to_stripe(decode(record.value).message()))
+        return ("ok", (record, owed_to_stripe(decode(record.value).message())))
     except ValueError as err:
-        return dead_letter("undecodable_event", record.topic, record.key, record.value, str(err))
+        return ("dead", dead_letter("undecodable_event", record.topic, record.key, record.value, str(err)))
 
 
 def _patiently(call):
     """On top of the gateway's quick retries: Stripe down for a while holds the worker (in order) for up
     to `BUYIT_STRIPE_PATIENCE_S` before the call is given up (dead-lettered, or the order cancelled)."""
     from buyit.settings import get_settings
-    return retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_delay(get_settings().buyit_stripe_patience_s),
-                 wait=wait_exponential(multiplier=1, max=15), reraise=True)(call)
+    patience = stop_after_delay(get_settings().buyit_stripe_patience_s)
+    return retry(retry=retry_if_exception_type(TRANSIENT), stop=patience, wait=wait_exponential(multiplier=1, max=15),
+                 reraise=True)(call)
 
 
 def _command(aggregate: str, key: str, command, correlation_id: str | None = None) -> Output:
@@ -75,11 +76,11 @@ def _create(gateway: StripeGateway, action: CreateIntent) -> Output:
     return _command("order", action.order_id, attach, attempt)
 
 
-def perform(gateway: StripeGateway, item) -> list[Output]:
+Action = CreateIntent | CancelIntent | RefundCapture
+
+
+def perform(gateway: StripeGateway, record: Record, action: Action) -> list[Output]:
     """Make the call; the outputs are the commands it leads to, or a dead letter."""
-    if not isinstance(item[0], Record):
-        return [item]  # already a dead letter
-    record, action = item
     try:
         match action:
             case CreateIntent():
@@ -91,9 +92,9 @@ def perform(gateway: StripeGateway, item) -> list[Output]:
             case RefundCapture():
                 refund_id = _patiently(gateway.refund)(action.intent_id, action.amount_cents, action.payment_id,
                                                        action.refund_key)
-                label = f"settle-refund/{action.refund_key}" if action.refund_key else "settle-refund"
-                settle = SettleRefund(command_id=derived_id(action.payment_id, label), now=datetime.now(UTC),
-                                      payment_id=action.payment_id, refund_id=refund_id, refund_key=action.refund_key)
+                settle_id = derived_id(action.payment_id, per_claim("settle-refund", action.refund_key))
+                settle = SettleRefund(command_id=settle_id, now=datetime.now(UTC), payment_id=action.payment_id,
+                                      refund_id=refund_id, refund_key=action.refund_key)
                 return [_command("payment", action.payment_id, settle)]
     except stripe.StripeError as err:
         return [dead_letter("stripe_refused", record.topic, record.key, record.value, f"{type(err).__name__}: {err}")]
@@ -105,9 +106,11 @@ def build_flow(source, sink, gateway, to_message=lambda output: output) -> Dataf
     flow = Dataflow("buyit_payments")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
-    due = op.filter("owed_to_stripe", parsed, lambda item: not isinstance(item[0], Record) or item[1] is not None)
-    outputs = op.flat_map("call_stripe", due, lambda item: perform(gateway, item))
-    op.output("write", op.map("to_message", outputs, to_message), sink)
+    branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
+    due = op.filter("owed_to_stripe", op.map("unwrap", branch.trues, lambda p: p[1]), lambda r: r[1] is not None)
+    called = op.flat_map("call_stripe", due, lambda r: perform(gateway, *r))
+    poison = op.map("unwrap_poison", branch.falses, lambda p: p[1])
+    op.output("write", op.map("to_message", op.merge("all_outputs", called, poison), to_message), sink)
     return flow
 
 

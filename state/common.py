@@ -120,6 +120,12 @@ class Aggregate:
     deadline: Callable[[Any], datetime | None] = lambda state: None
 
 
+def per_claim(label: str, refund_key: str) -> str:
+    """The label of one refund claim of a payment: `label/key`, or `label` alone for the claim on all of it
+    (what ids were derived from before claims had keys)."""
+    return f"{label}/{refund_key}" if refund_key else label
+
+
 def derived_id(parent: str, label: str) -> str:
     """A deterministic id derived from another id, so a replayed decision repeats its ids:
     `uuid5(UUID(parent) or NAMESPACE_URL, f"{parent}/{label}")`, computed without building UUID

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from state.common import Aggregate, Command, Event, Rejection, check, derived_id, invalid, message
+from state.common import Aggregate, Command, Event, Rejection, check, derived_id, invalid, message, per_claim
 from state.money import split
 from state.user import payable_account
 
@@ -119,11 +119,6 @@ def shortfall_entries(amount_cents: int, seller_id: str, fee_bps: int) -> tuple[
             Entry(REFUNDS_PAYABLE, CREDIT, amount_cents))
 
 
-def _kind(kind: str, refund_key: str) -> str:
-    """The transaction kind of a refund claim: one per claim of a payment."""
-    return f"{kind}/{refund_key}" if refund_key else kind
-
-
 def refund_entries(amount_cents: int) -> tuple[Entry, ...]:
     """What was owed goes back to the buyer."""
     return (Entry(REFUNDS_PAYABLE, DEBIT, amount_cents), Entry(BUYER_EXTERNAL, CREDIT, amount_cents))
@@ -150,24 +145,24 @@ def decide(state: Ledger, command: Command) -> list[Event] | Rejection:
             return [_posted(command, SALE, entries)]
         case PostRefundOwed() | PostRefund() if command.amount_cents < 0:
             return invalid("amounts must not be negative")
-        case PostRefundOwed() if state.posted(_kind(REFUND_OWED, command.refund_key)):
+        case PostRefundOwed() if state.posted(per_claim(REFUND_OWED, command.refund_key)):
             return []  # owed once per claim
         case PostRefundOwed() if command.seller_id and not state.posted(SALE):
             return invalid("there is no sale to take the undelivered part back from")
         case PostRefundOwed() if command.seller_id:
-            return [_posted(command, _kind(REFUND_OWED, command.refund_key),
+            return [_posted(command, per_claim(REFUND_OWED, command.refund_key),
                             shortfall_entries(command.amount_cents, command.seller_id, command.fee_bps))]
         case PostRefundOwed() if state.posted(SALE):
             return []  # a sold order's money is owed back only for what was not delivered (above)
         case PostRefundOwed():
-            return [_posted(command, _kind(REFUND_OWED, command.refund_key),
+            return [_posted(command, per_claim(REFUND_OWED, command.refund_key),
                             refund_owed_entries(command.amount_cents))]
-        case PostRefund() if state.posted(_kind(REFUND, command.refund_key)):
+        case PostRefund() if state.posted(per_claim(REFUND, command.refund_key)):
             return []
-        case PostRefund() if not state.posted(_kind(REFUND_OWED, command.refund_key)):
+        case PostRefund() if not state.posted(per_claim(REFUND_OWED, command.refund_key)):
             return invalid("nothing is owed to the buyer of this payment")
         case PostRefund():
-            return [_posted(command, _kind(REFUND, command.refund_key), refund_entries(command.amount_cents))]
+            return [_posted(command, per_claim(REFUND, command.refund_key), refund_entries(command.amount_cents))]
     return invalid(f"the ledger does not handle {type(command).__name__}")
 
 
