@@ -6,12 +6,15 @@ Stripe refuses for good is raised to the caller.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import stripe
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from buyit.settings import Settings
 
 WEBHOOK_TOLERANCE_S = 300
+CACHED_SECRETS = 10_000
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
 _retried = retry(retry=retry_if_exception_type(TRANSIENT), stop=stop_after_attempt(4),
                  wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
@@ -24,6 +27,8 @@ class StripeGateway:
         self._client = stripe.StripeClient(settings.stripe_api_key, base_addresses=(
             {"api": settings.stripe_api_base} if settings.stripe_api_base else {}), max_network_retries=0)
         self._secret = settings.stripe_webhook_secret
+        # An intent's client secret never changes: a buyer polling its order asks Stripe once, not per poll.
+        self.client_secret = lru_cache(maxsize=CACHED_SECRETS)(self._fetch_client_secret)
 
     @_retried
     def create_intent(self, order_id: str, payment_id: str, amount_cents: int, currency: str) -> str:
@@ -36,8 +41,9 @@ class StripeGateway:
         return intent.id
 
     @_retried
-    def client_secret(self, intent_id: str) -> str:
-        """The secret a buyer's browser confirms the intent with: fetched when asked, never stored by us."""
+    def _fetch_client_secret(self, intent_id: str) -> str:
+        """The secret a buyer's browser confirms the intent with (`client_secret`, cached in this process
+        only): fetched when asked, never written anywhere by us."""
         return self._client.v1.payment_intents.retrieve(intent_id).client_secret
 
     @_retried
