@@ -186,11 +186,16 @@ class Shoppers:
                 print(f"shoppers stopped after an unexpected error: {err!r}", flush=True)
 
 
+def intent_of(client_secret: str) -> str:
+    """The PaymentIntent a client secret belongs to (Stripe's secrets are `{intent id}_secret_{...}`)."""
+    return client_secret.split("_secret_")[0]
+
+
 def pay_with_test_card(api_base: str, api_key: str, client_secret: str) -> str:
     """Confirm a PaymentIntent with a test card, as Stripe.js would (localstripe only: Stripe refuses raw numbers)."""
     import stripe
     client = stripe.StripeClient(api_key, base_addresses={"api": api_base}, max_network_retries=0)
-    intent_id = client_secret.split("_secret_")[0]
+    intent_id = intent_of(client_secret)
     method = client.v1.payment_methods.create(params={"type": "card", "card": {
         "number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})
     # localstripe confirms only an intent that already carries its payment method

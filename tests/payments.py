@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 
-from buyit.demo import pay_with_test_card
+from buyit.demo import intent_of, pay_with_test_card  # noqa: F401 (intent_of is the tests' too)
 
 
 def pay(stack, client_secret: str) -> str:
@@ -21,6 +21,16 @@ def stripe_client(stack):
     import stripe
     return stripe.StripeClient(stack.settings.stripe_api_key,
                                base_addresses={"api": stack.env["STRIPE_API_BASE"]}, max_network_retries=0)
+
+
+def intent_status(stack, intent_id: str) -> str:
+    """The PaymentIntent's status at the stack's localstripe."""
+    return stripe_client(stack).v1.payment_intents.retrieve(intent_id).status
+
+
+def refunds_at_stripe(stack, intent_id: str) -> list:
+    """The refunds localstripe made of the intent's capture."""
+    return stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
 
 
 def signed_event(secret: str, kind: str, intent_id: str, payment_id: str, order_id: str, amount: int,

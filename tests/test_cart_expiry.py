@@ -89,7 +89,7 @@ def test_unpaid_order_expires_and_releases_its_allocation(short_ttl_stack, ttl_c
 def test_a_capture_after_the_allocation_expired_is_refunded(short_ttl_stack, ttl_client):
     """The buyer pays in the moment the hard allocation lapses (here: while the payments worker, which would
     have cancelled the intent, is down): the order stays cancelled, nothing is sold, the money goes back."""
-    from tests.payments import pay, stripe_client
+    from tests.payments import intent_of, pay, refunds_at_stripe
     stack = short_ttl_stack
     seller, pid = listed_product(ttl_client, 5)
     buyer = ttl_client("BUYER")
@@ -106,7 +106,7 @@ def test_a_capture_after_the_allocation_expired_is_refunded(short_ttl_stack, ttl
     finally:
         stack.start_dataflows(("payments",))
     eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUNDED", what="refunded")
-    intent_id = answer["clientSecret"].split("_secret_")[0]
-    assert [r.amount for r in stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data] == [2000]
+    intent_id = intent_of(answer["clientSecret"])
+    assert [r.amount for r in refunds_at_stripe(stack, intent_id)] == [2000]
     stock(seller, pid, soldQuantity=0, allocatedQuantity=0, availableQuantity=5)
     assert buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED"

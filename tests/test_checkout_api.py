@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import eventually
-from tests.payments import pay, signed_event, stripe_client
+from tests.payments import intent_of, intent_status, pay, signed_event
 from tests.test_cart_api import add, listed_product, stock
 
 pytestmark = pytest.mark.integration
@@ -13,6 +13,15 @@ pytestmark = pytest.mark.integration
 
 def checkout(buyer, **headers):
     return buyer.post("/api/cart/checkout", headers=headers)
+
+
+def checked_out(client, units: int, quantity: int, **product):
+    """A seller's product holding `units` units, and a buyer who put `quantity` of it in a cart and checked
+    out: (seller, product id, buyer, the checkout's answer)."""
+    seller, pid = listed_product(client, units, **product)
+    buyer = client("BUYER")
+    add(buyer, pid, quantity)
+    return seller, pid, buyer, checkout(buyer).json()
 
 
 def order_of(buyer, order_id, **expected):
@@ -97,11 +106,8 @@ class TestCheckout:
         assert eventually(lambda: buyer.get("/api/cart").json()["cartId"] is None)
 
     def test_duplicate_webhooks_capture_once(self, client, stack):
-        seller, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 2)
-        answer = checkout(buyer).json()
-        intent_id = answer["clientSecret"].split("_secret_")[0]
+        seller, pid, buyer, answer = checked_out(client, 5, 2)
+        intent_id = intent_of(answer["clientSecret"])
         for _ in range(5):
             r = post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000, event_id="evt_same")
             assert r.status_code == 200
@@ -117,12 +123,9 @@ class TestCheckout:
         assert len(admin.get("/api/ledger/transactions", params={"orderId": answer["orderId"]}).json()["items"]) == 1
 
     def test_failed_payment_releases_everything(self, client, stack):
-        seller, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 4)
-        answer = checkout(buyer).json()
+        seller, pid, buyer, answer = checked_out(client, 5, 4)
         stock(seller, pid, allocatedQuantity=4)
-        intent_id = answer["clientSecret"].split("_secret_")[0]
+        intent_id = intent_of(answer["clientSecret"])
         assert post_event(client, stack, "payment_intent.payment_failed", answer, intent_id, 4000).status_code == 200
         order = order_of(buyer, answer["orderId"], status="CANCELLED")
         assert order["cancelledAt"] and [s["status"] for s in order["shipments"]] == ["CANCELLED"]
@@ -135,10 +138,7 @@ class TestCheckout:
         stock(seller, pid, soldQuantity=0, availableQuantity=5)
 
     def test_a_buyer_cancels_its_pending_order_and_its_intent_can_no_longer_be_paid(self, client, stack):
-        seller, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 2)
-        answer = checkout(buyer).json()
+        seller, pid, buyer, answer = checked_out(client, 5, 2)
         stock(seller, pid, allocatedQuantity=2)
         path = f"/api/orders/{answer['orderId']}/cancel"
         assert client("BUYER").post(path).status_code == 404  # another buyer's order
@@ -148,18 +148,15 @@ class TestCheckout:
         assert "clientSecret" not in r.json()
         assert buyer.post(path).json()["status"] == "CANCELLED"  # again: the same answer
         stock(seller, pid, allocatedQuantity=0, reservedQuantity=0, availableQuantity=5)
-        intent_id = answer["clientSecret"].split("_secret_")[0]
-        eventually(lambda: stripe_client(stack).v1.payment_intents.retrieve(intent_id).status == "canceled",
+        intent_id = intent_of(answer["clientSecret"])
+        eventually(lambda: intent_status(stack, intent_id) == "canceled",
                    what="the payments worker cancelling the intent")
         with pytest.raises(Exception, match="(?i)cancel|bad request"):
             pay(stack, answer["clientSecret"])  # the client secret no longer takes a card
         assert client("BUYER").post("/api/orders/no-such-order/cancel").status_code == 404
 
     def test_only_a_pending_order_can_be_cancelled(self, client, stack):
-        seller, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 1)
-        answer = checkout(buyer).json()
+        seller, pid, buyer, answer = checked_out(client, 5, 1)
         pay(stack, answer["clientSecret"])
         order_of(buyer, answer["orderId"], status="CONFIRMED")
         r = buyer.post(f"/api/orders/{answer['orderId']}/cancel")
@@ -172,11 +169,8 @@ class TestCheckout:
         assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
 
     def test_forged_webhooks_are_rejected(self, client, stack):
-        seller, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 1)
-        answer = checkout(buyer).json()
-        intent_id = answer["clientSecret"].split("_secret_")[0]
+        seller, pid, buyer, answer = checked_out(client, 5, 1)
+        intent_id = intent_of(answer["clientSecret"])
         body, _ = signed_event("whsec_wrong", "payment_intent.succeeded", intent_id, answer["paymentId"],
                                answer["orderId"], 1000)
         _, good_sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id,
@@ -195,10 +189,7 @@ class TestCheckout:
         assert order_of(buyer, answer["orderId"])["status"] == "PENDING"
 
     def test_only_the_buyer_sees_its_order(self, client):
-        _, pid = listed_product(client, 5)
-        buyer = client("BUYER")
-        add(buyer, pid, 1)
-        answer = checkout(buyer).json()
+        _, pid, buyer, answer = checked_out(client, 5, 1)
         order_of(buyer, answer["orderId"])
         assert client("BUYER").get(f"/api/orders/{answer['orderId']}").status_code == 404
         assert client("ADMIN").get(f"/api/orders/{answer['orderId']}").status_code == 200

@@ -7,19 +7,15 @@ import pytest
 
 from sinks.stripe_gateway import StripeGateway
 from tests.helpers import eventually, read_topic
-from tests.payments import pay, signed_event, stripe_client
+from tests.payments import intent_of, intent_status, pay, refunds_at_stripe
 from tests.test_cart_api import add, listed_product, stock
-from tests.test_checkout_api import checkout, order_of
+from tests.test_checkout_api import checked_out, checkout, order_of, post_event
 
 pytestmark = pytest.mark.integration
 
 
 def _dead_letters(stack) -> list[dict]:
     return read_topic(stack.settings_for_children().brokers, "dead.letters")
-
-
-def intent_status(stack, intent_id: str) -> str:
-    return stripe_client(stack).v1.payment_intents.retrieve(intent_id).status
 
 
 def transactions(admin, order_id: str) -> list[dict]:
@@ -31,11 +27,8 @@ def balance(admin, account_id: str) -> int:
 
 
 def test_a_cancelled_order_s_intent_is_cancelled_at_stripe_so_its_secret_takes_no_card(client, stack):
-    seller, pid = listed_product(client, 5)
-    buyer = client("BUYER")
-    add(buyer, pid, 2)
-    answer = checkout(buyer).json()
-    intent_id = answer["clientSecret"].split("_secret_")[0]
+    seller, pid, buyer, answer = checked_out(client, 5, 2)
+    intent_id = intent_of(answer["clientSecret"])
     assert intent_status(stack, intent_id) == "requires_payment_method"
     assert buyer.post(f"/api/orders/{answer['orderId']}/cancel").status_code == 200
     eventually(lambda: intent_status(stack, intent_id) == "canceled", what="the intent cancelled at Stripe")
@@ -47,14 +40,9 @@ def test_a_cancelled_order_s_intent_is_cancelled_at_stripe_so_its_secret_takes_n
 
 
 def test_a_failed_payment_cancels_the_intent_too(client, stack):
-    _, pid = listed_product(client, 5)
-    buyer = client("BUYER")
-    add(buyer, pid, 1)
-    answer = checkout(buyer).json()
-    intent_id = answer["clientSecret"].split("_secret_")[0]
-    body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.payment_failed", intent_id,
-                             answer["paymentId"], answer["orderId"], 1000)
-    r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+    _, pid, buyer, answer = checked_out(client, 5, 1)
+    intent_id = intent_of(answer["clientSecret"])
+    r = post_event(client, stack, "payment_intent.payment_failed", answer, intent_id, 1000)
     assert r.status_code == 200, r.text
     order_of(buyer, answer["orderId"], status="CANCELLED")
     eventually(lambda: intent_status(stack, intent_id) == "canceled", what="the failed order's intent cancelled")
@@ -66,20 +54,16 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
     its webhooks; the buyer retried with another card), or a payment after the buyer cancelled, before the
     worker cancelled the intent (here: while the worker is down). The capture is kept, owed back,
     refunded when the worker is back, and no seller is credited."""
-    seller, pid = listed_product(client, 5, price_cents=2500)
-    buyer, admin = client("BUYER"), client("ADMIN")
-    add(buyer, pid, 2)
-    answer = checkout(buyer).json()
+    seller, pid, buyer, answer = checked_out(client, 5, 2, price_cents=2500)
+    admin = client("ADMIN")
     order_id, payment_id = answer["orderId"], answer["paymentId"]
-    intent_id = answer["clientSecret"].split("_secret_")[0]
+    intent_id = intent_of(answer["clientSecret"])
     stack.supervisor.stop_one("dataflow-payments")
     try:
         if cancelled_by == "buyer":
             assert buyer.post(f"/api/orders/{order_id}/cancel").status_code == 200
         else:
-            body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.payment_failed",
-                                     intent_id, payment_id, order_id, 5000)
-            r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+            r = post_event(client, stack, "payment_intent.payment_failed", answer, intent_id, 5000)
             assert r.status_code == 200, r.text
         eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED", what="cancelled")
         pay(stack, answer["clientSecret"])  # localstripe captures and sends payment_intent.succeeded
@@ -89,7 +73,7 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
         assert [(e["accountId"], e["direction"], e["amountCents"]) for e in owed["entries"]] == [
             ("BUYER_EXTERNAL", "DEBIT", 5000), ("STRIPE_CLEARING", "CREDIT", 5000),
             ("STRIPE_CLEARING", "DEBIT", 5000), ("REFUNDS_PAYABLE", "CREDIT", 5000)]
-        assert stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data == []
+        assert refunds_at_stripe(stack, intent_id) == []
         owed_back = admin.get("/api/payments", params={"state": "REFUND_PENDING", "orderId": order_id}).json()
         assert [(p["paymentId"], p["amountCents"]) for p in owed_back["items"]] == [(payment_id, 5000)]
     finally:
@@ -103,7 +87,7 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
     assert [p["paymentId"] for p in refunded] == [payment_id]
     assert buyer.get("/api/payments", params={"state": "REFUNDED"}).status_code == 403
     assert admin.get("/api/payments", params={"state": "LOST"}).status_code == 422
-    refunds = stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
+    refunds = refunds_at_stripe(stack, intent_id)
     assert [(r.id, r.amount) for r in refunds] == [(payment["refundId"], 5000)]
     txs = eventually(lambda: len(t := transactions(admin, order_id)) == 2 and t, what="the refund in the ledger")
     refund = next(t for t in txs if t["transactionId"] != owed["transactionId"])
@@ -121,18 +105,15 @@ def test_money_captured_for_a_cancelled_order_is_refunded_once_and_booked(client
 def test_a_refund_asked_for_twice_is_made_once(client, stack):
     """A replay after a crash asks again: Stripe sees one refund (localstripe ignores idempotency keys, so
     the gateway looks for its own refund first)."""
-    _, pid = listed_product(client, 5)
-    buyer = client("BUYER")
-    add(buyer, pid, 1)
-    answer = checkout(buyer).json()
+    _, pid, buyer, answer = checked_out(client, 5, 1)
     pay(stack, answer["clientSecret"])
-    intent_id = answer["clientSecret"].split("_secret_")[0]
+    intent_id = intent_of(answer["clientSecret"])
     gateway = StripeGateway(stack.settings_for_children())
     first = gateway.refund(intent_id, 300, answer["paymentId"], "shortfall/a")
     assert gateway.refund(intent_id, 300, answer["paymentId"], "shortfall/a") == first
     second = gateway.refund(intent_id, 200, answer["paymentId"], "shortfall/b")  # another claim: its own refund
     assert gateway.refund(intent_id, 200, answer["paymentId"], "shortfall/b") == second != first
-    made = stripe_client(stack).v1.refunds.list(params={"payment_intent": intent_id}).data
+    made = refunds_at_stripe(stack, intent_id)
     assert sorted(r.amount for r in made) == [200, 300]
 
 
@@ -141,10 +122,7 @@ def test_client_secrets_stay_out_of_the_log_and_the_views(client, stack):
     import json
 
     import psycopg
-    _, pid = listed_product(client, 5)
-    buyer = client("BUYER")
-    add(buyer, pid, 1)
-    answer = checkout(buyer).json()
+    _, pid, buyer, answer = checked_out(client, 5, 1)
     secret = answer["clientSecret"]
     assert "_secret_" in secret
     shown = eventually(lambda: buyer.get(f"/api/orders/{answer['orderId']}").json().get("clientSecret"),
@@ -201,6 +179,9 @@ def test_stripe_unreachable_at_checkout_cancels_the_order_and_releases_its_stock
     assert add(buyer, pid, 1).status_code == 201  # the buyer can shop again
 
 
+UNNAMED = {"paymentId": "", "orderId": ""}  # an event whose metadata names no payment
+
+
 def test_a_stripe_event_before_its_payment_is_known_is_refused_then_applied_when_redelivered(client, stack):
     """Stripe does not wait for our views: an event naming no payment for an intent not in the views yet gets
     non-2xx, and Stripe's redelivery, once the payment exists, captures."""
@@ -212,17 +193,12 @@ def test_a_stripe_event_before_its_payment_is_known_is_refused_then_applied_when
         answer = checkout(buyer)
         assert answer.status_code == 201, answer.text
         answer = answer.json()
-        intent_id = answer["clientSecret"].split("_secret_")[0]
-        unnamed = {"paymentId": "", "orderId": ""}  # the event's metadata names nothing
-        body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id,
-                                 unnamed["paymentId"], unnamed["orderId"], 1000, event_id="evt_early")
-        r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+        intent_id = intent_of(answer["clientSecret"])
+        r = post_event(client, stack, "payment_intent.succeeded", UNNAMED, intent_id, 1000, event_id="evt_early")
         assert r.status_code == 404, r.text
     finally:
         stack.start_dataflows(("project",))
     eventually(lambda: buyer.get(f"/api/payments/{answer['paymentId']}").status_code == 200, what="payment known")
-    body, sig = signed_event(stack.settings.stripe_webhook_secret, "payment_intent.succeeded", intent_id, "", "",
-                             1000, event_id="evt_early")
-    r = client().post("/api/payments/webhooks/stripe", content=body, headers={"Stripe-Signature": sig})
+    r = post_event(client, stack, "payment_intent.succeeded", UNNAMED, intent_id, 1000, event_id="evt_early")
     assert r.status_code == 200, r.text
     order_of(buyer, answer["orderId"], status="CONFIRMED")
