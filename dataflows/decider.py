@@ -6,7 +6,7 @@ import logging
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.operators import StatefulLogic
@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # How many recent command ids each aggregate remembers for idempotent retries.
 RECENT_COMMANDS = 512
 
+# How long an expiry asked for may go undecided before it is asked for again (a record lost on its way).
+ASK_AGAIN_S = 30
+
 Output = tuple[str, str, bytes]  # (topic, key, value)
 
 
@@ -32,6 +35,8 @@ class Slot:
     key: str
     state: Any
     recent: OrderedDict = field(default_factory=OrderedDict)
+    # The Expire asked for and not decided yet: (command id, deadline, when asked). Older snapshots lack it.
+    asked: tuple[str, datetime, datetime] | None = None
 
 
 def result_envelope(command: Envelope, rejection: Rejection | None, body: dict | None, now: str) -> Envelope:
@@ -70,21 +75,37 @@ class DeciderLogic(StatefulLogic):
         if self.slot is None:
             agg = AGGREGATES[aggregate_name]
             self.slot = Slot(aggregate=aggregate_name, key=envelope.key, state=agg.initial_state())
+        if self.slot.asked is not None and self.slot.asked[0] == envelope.event_id:
+            self.slot.asked = None
         return self._handle(envelope), StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[Output], bool]:
-        now = self.clock()
+        """A deadline passed: ask for an `Expire` through the aggregate's own command topic.
+
+        Deciding here would put the expiry wherever the timer happened to fire among the commands; a
+        replay would fire elsewhere, with another `now`, and decide differently. In the log, the expiry
+        has a place and a `now` that every replay reads back.
+        """
         due = self._aggregate.deadline(self.slot.state)
-        # One id per firing: the due time alone repeats (two holds due in the same second, or an outage
-        # longer than a TTL), and a repeated id is answered from memory or, once forgotten, decided again
-        # into events that share their ids with the first firing's. The state's version differs at each.
-        due_at = due.isoformat() if due else now.isoformat()
-        command = Expire(command_id=derived_id(self.slot.key, f"expire/{due_at}/{self.slot.state.version}"),
+        if due is None:
+            return [], StatefulLogic.RETAIN
+        now = self.clock()
+        # One id per firing, so two firings never share event ids: a firing re-asked after a crash carries
+        # another `now`, and the version tells apart two firings in the same instant.
+        command = Expire(command_id=derived_id(self.slot.key, f"expire/{now.isoformat()}/{self.slot.state.version}"),
                          now=now)
-        return self._handle(command_envelope(command, self.slot.key)), StatefulLogic.RETAIN
+        self.slot.asked = (command.command_id, due, now)
+        topic = commands_topic(self._aggregate.name)
+        return [(topic, self.slot.key, command_envelope(command, self.slot.key).encode())], StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        return self._aggregate.deadline(self.slot.state) if self.slot else None
+        if self.slot is None:
+            return None
+        due = self._aggregate.deadline(self.slot.state)
+        asked = self.slot.asked
+        if due is not None and asked is not None and asked[1] == due:  # on its way: ask again only if lost
+            return asked[2] + timedelta(seconds=ASK_AGAIN_S)
+        return due
 
     def snapshot(self) -> Slot:
         return self.slot

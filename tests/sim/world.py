@@ -72,12 +72,18 @@ class World:
             pass
 
     def tick(self, seconds: float) -> None:
-        """Advance the clock and fire every timer that came due, as Bytewax would."""
+        """Advance the clock and fire every timer that came due, as Bytewax would.
+
+        A timer asks for its `Expire` through the aggregate's command topic; the World delivers that
+        record at once. Its queues stand for records stamped before the clock jumped, which a real
+        partition would have long consumed: putting the expiry behind them would expire holds their
+        own commands made minutes "ago"."""
         self.now += timedelta(seconds=seconds)
         for logic in list(self.logic.values()):
             due = logic.notify_at()
             if due is not None and due <= self.now:
-                self._route(logic.on_notify()[0])
+                for topic, key, value in logic.on_notify()[0]:
+                    self._decide(topic, key, value)
 
     def _decide(self, topic: str, key: str, value: bytes) -> None:
         aggregate = topic.removesuffix(".commands")
