@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     buyit_platform_fee_bps: int = 1000
     buyit_low_stock_threshold: int = 5
     buyit_command_wait_s: float = 5.0
+    buyit_command_results_ttl_s: int = 86_400  # how long GET /api/commands/{id} can answer
     buyit_stripe_patience_s: float = 300.0  # how long the payments worker retries Stripe before giving up a call
     buyit_snapshot_interval_s: int = 1
     buyit_max_image_bytes: int = 5 * 1024 * 1024

@@ -12,18 +12,28 @@ from dataclasses import replace
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
-from buyit.envelope import decode, events_topic
+import msgspec
+
+from buyit.envelope import RESULTS, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
-from sinks.views import rows
+from sinks.views import answer_row, rows
 from state.cart import view as cart_view
 from state.registry import AGGREGATES
 
 
 def parse(record: Record):
-    """("ok", (aggregate, envelope, event)) or ("dead", output)."""
+    """("ok", (aggregate, envelope, event)), ("answer", row) for a command's result, or ("dead", output)."""
     if record.error:
         return ("dead", dead_letter("read_error", record.topic, record.key, record.value, record.error))
+    if record.topic == RESULTS:
+        try:
+            result = msgspec.json.decode(record.value)
+            if not isinstance(result.get("correlationId"), str):
+                raise ValueError("a result names the command it answers (correlationId)")
+            return ("answer", answer_row(result))
+        except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            return ("dead", dead_letter("undecodable_result", record.topic, record.key, record.value, str(err)))
     aggregate = record.topic.removesuffix(".events")
     try:
         envelope = decode(record.value)
@@ -63,8 +73,10 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
-    branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
-    events = op.map("unwrap", branch.trues, lambda p: p[1])
+    branch = op.branch("split_poison", parsed, lambda p: p[0] != "dead")
+    kinds = op.branch("split_answers", branch.trues, lambda p: p[0] == "answer")
+    answers = op.map("answer_rows", kinds.trues, lambda p: [p[1]])
+    events = op.map("unwrap", kinds.falses, lambda p: p[1])
     if lake_sink is not None:  # every event as read, duplicates included: the lake's readers dedupe
         op.output("write_lake", op.map("to_lake", events, lambda e: (f"{e[0]}.events", e[1])), lake_sink)
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
@@ -72,7 +84,8 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
     split = op.branch("split_fold", outputs, lambda o: o[0] == "view")
     changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)
-    op.output("write_views", op.map("to_rows", changed, lambda c: rows(*c)), view_sink)
+    view_rows = op.merge("view_rows", op.map("to_rows", changed, lambda c: rows(*c)), answers)
+    op.output("write_views", view_rows, view_sink)
     carts = op.filter_map("carts", changed, lambda c: cart_view(c[1]) if c[0] == "cart" else None)
     op.output("write_cart_cache", carts, cart_sink)
     poison = op.merge("all_poison", op.map("unwrap_poison", branch.falses, lambda p: p[1]),
@@ -87,8 +100,9 @@ def kafka_flow() -> Dataflow:
     from sinks.lake import LakeSink, lake_dir
     from sinks.postgres import PostgresViewSink
     settings = get_settings()
-    topics = [events_topic(name) for name in AGGREGATES]
-    return build_flow(kafka_source(topics, batched=True), PostgresViewSink(settings.database_url, rows_to_dead_letters()),
+    topics = [events_topic(name) for name in AGGREGATES] + [RESULTS]  # answers too: any API replica reads them
+    views = PostgresViewSink(settings.database_url, rows_to_dead_letters(), settings.buyit_command_results_ttl_s)
+    return build_flow(kafka_source(topics, batched=True), views,
                       kafka_sink(), CartCacheSink(settings.redis_url), lambda o: keyed_sink_message((o[1], o)),
                       LakeSink(lake_dir(settings.buyit_data_dir)))
 

@@ -104,6 +104,11 @@ class Reads:
     async def ledger_account(self, account_id: str) -> dict | None:
         return await self.one("SELECT * FROM ledger_accounts WHERE account_id = %s", account_id)
 
+    async def command_result(self, command_id: str) -> dict | None:
+        """A command's answer as the projection recorded it (the `command.results` envelope), or None."""
+        row = await self.one("SELECT result FROM command_results WHERE command_id = %s", command_id)
+        return json_value(row["result"]) if row else None
+
     async def health(self) -> bool:
         return (await self.one("SELECT 1 AS ok"))["ok"] == 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Callable
 
@@ -52,11 +53,17 @@ def write_rows(conn: psycopg.Connection, rows: list[Row]) -> None:
 Rejected = Callable[[list[Row], str], None]
 
 
+# How often old command results are deleted (each partition does it; the DELETE is idempotent).
+PURGE_EVERY_S = 60
+
+
 class _Partition(StatelessSinkPartition):
-    def __init__(self, url: str, on_reject: Rejected | None):
+    def __init__(self, url: str, on_reject: Rejected | None, results_ttl_s: int | None):
         self._url = url
         self._conn = psycopg.connect(url)
         self._on_reject = on_reject or (lambda rows, error: None)
+        self._results_ttl_s = results_ttl_s
+        self._purged_at = 0.0
 
     @retry(retry=retry_if_exception_type(psycopg.OperationalError), stop=stop_after_delay(60),
            wait=wait_exponential(max=2), reraise=True)
@@ -66,6 +73,7 @@ class _Partition(StatelessSinkPartition):
             return
         try:
             write_rows(self._conn, rows)
+            self._purge_old_results()
         except psycopg.OperationalError:
             self._conn.close()
             self._conn = psycopg.connect(self._url)
@@ -82,15 +90,24 @@ class _Partition(StatelessSinkPartition):
                     log.error("view rows refused: %s", err)
                     self._on_reject(batch, str(err))
 
+    def _purge_old_results(self) -> None:
+        if self._results_ttl_s is None or time.monotonic() - self._purged_at < PURGE_EVERY_S:
+            return
+        with self._conn.transaction():
+            self._conn.execute("DELETE FROM command_results WHERE answered_at < now() - make_interval(secs => %s)",
+                               (self._results_ttl_s,))
+        self._purged_at = time.monotonic()
+
     def close(self) -> None:
         self._conn.close()
 
 
 class PostgresViewSink(DynamicSink):
-    """A Bytewax sink of row lists into the view tables; refused rows go to `on_reject`."""
+    """A Bytewax sink of row lists into the view tables; refused rows go to `on_reject`; command results
+    older than `results_ttl_s` are deleted as it goes (None: kept)."""
 
-    def __init__(self, url: str, on_reject: Rejected | None = None):
-        self._url, self._on_reject = url, on_reject
+    def __init__(self, url: str, on_reject: Rejected | None = None, results_ttl_s: int | None = None):
+        self._url, self._on_reject, self._results_ttl_s = url, on_reject, results_ttl_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._url, self._on_reject)
+        return _Partition(self._url, self._on_reject, self._results_ttl_s)

@@ -161,3 +161,13 @@ INSERT INTO ledger_accounts (account_id, kind) VALUES
     ('BUYER_EXTERNAL', 'EXTERNAL'), ('STRIPE_CLEARING', 'CLEARING'), ('BUYIT_REVENUE', 'REVENUE'),
     ('REFUNDS_PAYABLE', 'REFUNDS_PAYABLE')
 ON CONFLICT (account_id) DO NOTHING;
+
+-- Every command's first answer, so any API replica (or one restarted) answers a poll of
+-- GET /api/commands/{id}. Kept for BUYIT_COMMAND_RESULTS_TTL_S after it was answered.
+CREATE TABLE IF NOT EXISTS command_results (
+    command_id   text PRIMARY KEY,
+    requested_by text,
+    result       jsonb NOT NULL,
+    answered_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS command_results_answered_at ON command_results (answered_at);

@@ -126,5 +126,12 @@ def _ledger(state) -> list[Row]:
     return out
 
 
+def answer_row(result: dict) -> Row:
+    """A command's answer (a `command.results` envelope) as its row; the first answer stands."""
+    return Row("command_results", ("command_id",), {
+        "command_id": result["correlationId"], "requested_by": result.get("requestedBy"),
+        "result": json.dumps(result), "answered_at": result["occurredAt"]}, guarded=False)
+
+
 _MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart, "order": _order,
             "payment": _payment, "ledger": _ledger}

@@ -79,3 +79,20 @@ def test_a_checkout_answered_202_can_still_be_paid(impatient_stack):
     pay(impatient_stack, order["clientSecret"])
     eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CONFIRMED", what="order paid")
     assert "clientSecret" not in buyer.get(f"/api/orders/{order_id}").json()  # paid: nothing left to confirm
+
+
+def test_an_api_started_after_the_answer_still_answers_the_poll(impatient_stack):
+    """Results live in Postgres, not only in the memory of the API process that sent the command."""
+    seller = Client(impatient_stack, f"seller-{uuid.uuid4().hex[:8]}", "SELLER")
+    r = seller.post("/api/catalog/products", json={"sku": "P-3", "name": "Polled elsewhere", "priceCents": 100,
+                                                    "currency": "USD", "status": "ACTIVE"})
+    assert r.status_code == 202, r.text
+    eventually(lambda: seller.get(r.headers["Location"]).status_code == 200, what="the answer")
+    impatient_stack.supervisor.stop_one("api")
+    impatient_stack.start_api()  # a fresh process: its memory of answers is empty
+    again = Client(impatient_stack, seller.user_id, "SELLER")
+    polled = again.get(r.headers["Location"])
+    assert polled.status_code == 200, polled.text
+    assert polled.json()["sku"] == "P-3"
+    assert Client(impatient_stack, f"seller-{uuid.uuid4().hex[:8]}", "SELLER").get(
+        r.headers["Location"]).status_code == 404  # still not another caller's answer
