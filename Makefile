@@ -5,9 +5,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KAFKA  := .kafka/libs/.installed
 
-.PHONY: install demo up test bench clean
+.PHONY: install browser demo up test bench clean
 
-install: $(STAMP) $(KAFKA)
+install: $(STAMP) $(KAFKA) browser
+
+# Chromium for the dashboard's browser test (Playwright drives the system's, it downloads none). Installed
+# with apt-get as root (or passwordless sudo); elsewhere a warning, and that one test skips saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "WARNING: no chromium and no apt-get: the browser test will skip"; \
+	  elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } \
+	    || echo "WARNING: apt-get could not install chromium: the browser test will skip"; \
+	  elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q chromium || { sudo apt-get update -q && sudo apt-get install -y -q chromium; } \
+	    || echo "WARNING: apt-get could not install chromium: the browser test will skip"; \
+	  else echo "WARNING: chromium missing and not root: install it (apt-get install chromium) or the browser test skips"; fi; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -117,7 +117,12 @@ def token(user_id: Annotated[str, typer.Option("--user-id")],
     from buyit.identity import mint
     if role not in ("SELLER", "BUYER", "ADMIN"):
         raise typer.BadParameter("role must be SELLER, BUYER or ADMIN")
-    typer.echo(mint(get_settings(), user_id, role, ttl))
+    settings = get_settings()
+    minted = mint(settings, user_id, role, ttl)
+    typer.echo(minted)
+    if role in ("SELLER", "ADMIN"):  # on stderr, so `TOKEN=$(buyit token ...)` still captures just the token
+        # the token rides in the fragment: browsers never send it to the server or its logs
+        typer.echo(f"dashboard: {settings.public_url}/dashboard#token={minted}", err=True)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,7 @@ def fingerprint(payload: dict) -> str:
 TOPICS_COMMANDS = ("health", "user", "catalog", "inventory", "cart", "order", "payment", "ledger")
 RESULTS = "command.results"
 DEAD_LETTERS = "dead.letters"
+ANALYTICS_WINDOWS = "analytics.windows"  # per-minute figures of the projection, settled or late
 
 
 def commands_topic(aggregate: str) -> str:
@@ -172,4 +173,4 @@ def events_topic(aggregate: str) -> str:
 def all_topics() -> list[str]:
     """Every topic the system uses, created idempotently at start-up."""
     return ([commands_topic(a) for a in TOPICS_COMMANDS] + [events_topic(a) for a in TOPICS_COMMANDS]
-            + [RESULTS, DEAD_LETTERS])
+            + [RESULTS, DEAD_LETTERS, ANALYTICS_WINDOWS])

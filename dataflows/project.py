@@ -3,6 +3,9 @@
 It folds each aggregate's events with the same `evolve` the deciders use and
 writes the resulting rows, so started from offset 0 into a fresh schema it
 rebuilds the live views exactly (a backfill); it never decides anything.
+Each fold also names the facts its event adds to the per-minute windows
+(`state/analytics.py`), windowed on event time by `dataflows/windows.py` into the
+`sales_minutes` and `cart_funnel_minutes` tables and the `analytics.windows` topic.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import msgspec
 from buyit.envelope import RESULTS, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
-from sinks.views import answer_row, rows
+from dataflows.windows import per_minute
+from sinks.views import answer_row, rows, window_record, window_rows
+from state.analytics import LATE, event_time, facts_of
 from state.cart import view as cart_view
 from state.registry import AGGREGATES
 
@@ -45,8 +50,8 @@ def parse(record: Record):
 def fold(held, item):
     """Apply an event once, in version order; duplicates and replays are skipped.
 
-    Returns the new state and its outputs: ("view", (aggregate, state)) when it changed, and
-    ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
+    Returns the new state and its outputs: ("view", (aggregate, state)) when it changed, ("fact", Fact)
+    for each thing it adds to the per-minute windows, and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
     an event is missing from the log), or an event `evolve` refuses (reported and skipped, so one bad
     event freezes one aggregate's views, never the whole projection)."""
     aggregate, envelope, event = item
@@ -65,11 +70,14 @@ def fold(held, item):
         outputs.append(("dead", dead_letter("version_gap", topic, envelope.key, envelope.encode(),
                                             f"version {envelope.version} after {state.version}")))
         folded = replace(folded, version=envelope.version)  # in step with the log again: replays are skipped
-    return folded, [("view", (aggregate, folded)), *outputs]
+    facts = [("fact", f) for f in facts_of(aggregate, state, folded, event, event_time(envelope.occurred_at))]
+    return folded, [("view", (aggregate, folded)), *facts, *outputs]
 
 
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
-               lake_sink=None) -> Dataflow:
+               lake_sink=None, windows_sink=None) -> Dataflow:
+    """Events from `source` (Records) in; view rows (window rows too), dead letters, the cart cache, the lake
+    and, with `windows_sink`, settled and late window figures as `analytics.windows` records out."""
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
@@ -82,10 +90,17 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
     folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [("view", (agg, state)) | ("dead", letter)])
     outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
-    split = op.branch("split_fold", outputs, lambda o: o[0] == "view")
+    counted = op.branch("split_facts", outputs, lambda o: o[0] == "fact")
+    figures = per_minute(op.map("unwrap_fact", counted.trues, lambda o: o[1]))  # WindowFigures
+    split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
     changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)
-    view_rows = op.merge("view_rows", op.map("to_rows", changed, lambda c: rows(*c)), answers)
+    view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)),
+                         op.map("window_rows", figures, window_rows), answers)
     op.output("write_views", view_rows, view_sink)
+    if windows_sink is not None:  # the topic carries settled figures: a closed window, or a late part
+        settled = op.filter("settled", figures, lambda f: f.closed or f.part == LATE)
+        op.output("write_windows", op.map("to_window_record", settled, lambda f: to_message(window_record(f))),
+                  windows_sink)
     carts = op.filter_map("carts", changed, lambda c: cart_view(c[1]) if c[0] == "cart" else None)
     op.output("write_cart_cache", carts, cart_sink)
     poison = op.merge("all_poison", op.map("unwrap_poison", branch.falses, lambda p: p[1]),
@@ -104,7 +119,7 @@ def kafka_flow() -> Dataflow:
     views = PostgresViewSink(settings.database_url, rows_to_dead_letters(), settings.buyit_command_results_ttl_s)
     return build_flow(kafka_source(topics, batched=True), views,
                       kafka_sink(), CartCacheSink(settings.redis_url), lambda o: keyed_sink_message((o[1], o)),
-                      LakeSink(lake_dir(settings.buyit_data_dir)))
+                      LakeSink(lake_dir(settings.buyit_data_dir)), kafka_sink())
 
 
 def rows_to_dead_letters():

@@ -14,7 +14,8 @@ from ingest_api.images import image_store
 from ingest_api.limits import MULTIPART_OVERHEAD, BodyLimit
 from ingest_api.reads import Reads
 from ingest_api.stock_feed import StockFeeds
-from ingest_api.routes import analytics, cart, catalog, checkout, inventory, ledger, orders, shipments, system, users
+from ingest_api.routes import (analytics, cart, catalog, checkout, dashboard, inventory, ledger, orders, shipments,
+                               system, users, windows)
 from sinks.stripe_gateway import StripeGateway
 
 
@@ -48,6 +49,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     image_limit = settings.buyit_max_image_bytes + MULTIPART_OVERHEAD
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_BYTES, per_path={"/api/catalog/images/upload": image_limit})
-    for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics):
+    for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics, windows,
+                   dashboard):
         app.include_router(module.router)
     return app

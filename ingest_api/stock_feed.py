@@ -48,7 +48,8 @@ class StockFeeds:
         try:
             while self._watchers.get(seller_id):
                 rows = await self._reads.all(
-                    "SELECT * FROM stock WHERE seller_id = %s ORDER BY product_id LIMIT 5000", seller_id)
+                    "SELECT s.*, p.name FROM stock s LEFT JOIN products p USING (product_id) "
+                    "WHERE s.seller_id = %s ORDER BY s.product_id LIMIT 5000", seller_id)
                 changed = [r for r in rows if seen.get(r["product_id"]) != r["version"]]
                 seen.update((r["product_id"], r["version"]) for r in changed)
                 for watcher in list(self._watchers.get(seller_id, [])):

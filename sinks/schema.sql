@@ -171,3 +171,37 @@ CREATE TABLE IF NOT EXISTS command_results (
     answered_at  timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS command_results_answered_at ON command_results (answered_at);
+
+-- Per-minute windows of the projection (dataflows/windows.py). A minute is one row per part:
+-- 'on_time' (folded while its window was open) and 'late' (arrived after it closed); readers add
+-- the parts. `version` is the number of facts in the part, so a replay writes the same rows.
+-- product_id '' is the seller's total (an order counts once per seller there).
+CREATE TABLE IF NOT EXISTS sales_minutes (
+    window_start           timestamptz NOT NULL,
+    seller_id              text NOT NULL,
+    product_id             text NOT NULL,
+    part                   text NOT NULL CHECK (part IN ('on_time', 'late')),
+    units_sold             integer NOT NULL,
+    gross_cents            bigint NOT NULL,
+    orders                 integer NOT NULL,
+    reservations_made      integer NOT NULL CHECK (reservations_made >= 0),
+    reservations_expired   integer NOT NULL CHECK (reservations_expired >= 0),
+    reservations_converted integer NOT NULL CHECK (reservations_converted >= 0),
+    closed                 boolean NOT NULL,
+    version                integer NOT NULL,
+    PRIMARY KEY (window_start, seller_id, product_id, part)
+);
+CREATE INDEX IF NOT EXISTS sales_minutes_by_seller ON sales_minutes (seller_id, window_start);
+
+CREATE TABLE IF NOT EXISTS cart_funnel_minutes (
+    window_start  timestamptz NOT NULL,
+    part          text NOT NULL CHECK (part IN ('on_time', 'late')),
+    carts_started integer NOT NULL CHECK (carts_started >= 0),
+    items_added   integer NOT NULL CHECK (items_added >= 0),
+    checkouts     integer NOT NULL CHECK (checkouts >= 0),
+    paid          integer NOT NULL CHECK (paid >= 0),
+    abandoned     integer NOT NULL CHECK (abandoned >= 0),
+    closed        boolean NOT NULL,
+    version       integer NOT NULL,
+    PRIMARY KEY (window_start, part)
+);

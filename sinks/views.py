@@ -135,3 +135,25 @@ def answer_row(result: dict) -> Row:
 
 _MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart, "order": _order,
             "payment": _payment, "ledger": _ledger}
+
+
+def window_rows(figures) -> list[Row]:
+    """A window's figures (`state.analytics.WindowFigures`) as its row; the fact count is the version,
+    so a part only ever moves forward to a fuller count."""
+    from state.analytics import SALES
+    values = {"window_start": figures.window_start, "part": figures.part, **figures.counts,
+              "closed": figures.closed, "version": figures.facts}
+    if figures.scope == SALES:
+        return [Row("sales_minutes", ("window_start", "seller_id", "product_id", "part"),
+                    {"seller_id": figures.seller_id, "product_id": figures.product_id, **values})]
+    return [Row("cart_funnel_minutes", ("window_start", "part"), values)]
+
+
+def window_record(figures) -> tuple[str, str, bytes]:
+    """A window's figures as an `analytics.windows` record: (topic, key, JSON value) in camelCase."""
+    from buyit.envelope import ANALYTICS_WINDOWS, camel
+    body = {"scope": figures.scope, "sellerId": figures.seller_id, "productId": figures.product_id,
+            "windowStart": figures.window_start.isoformat(), "part": figures.part, "closed": figures.closed,
+            "facts": figures.facts, **{camel(k): v for k, v in figures.counts.items()}}
+    key = f"{figures.scope}/{figures.seller_id}/{figures.product_id}"
+    return (ANALYTICS_WINDOWS, key, json.dumps(body).encode())

@@ -99,7 +99,8 @@ async def stock_stream(request: Request, actor: SellerOrAdmin,
                 if row is None:  # fell too far behind: reconnecting starts from a fresh snapshot
                     return
                 last_sent = time.monotonic()
-                yield f"event: stock\ndata: {json.dumps(stock_json(row))}\n\n"
+                # the product's name too, for the dashboard's table
+                yield f"event: stock\ndata: {json.dumps({**stock_json(row), 'name': row.get('name')})}\n\n"
         finally:
             feeds.leave(seller, watcher)
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
