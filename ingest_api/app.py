@@ -50,4 +50,5 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_BYTES, per_path={"/api/catalog/images/upload": image_limit})
     for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics):
         app.include_router(module.router)
+    app.include_router(analytics.named)
     return app
