@@ -32,8 +32,10 @@ def view_sql(root: Path, table: str) -> str:
         empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns(table))
         return f"SELECT {empty} WHERE false"
     names = ", ".join(name for name, _ in columns(table))  # not `date`: the partition is derived from occurred_at
-    return (f"SELECT DISTINCT ON (event_id, line) {names} "
-            f"FROM read_parquet({_quoted(str(folder) + '/date=*/*.parquet')}, hive_partitioning = false)")
+    # QUALIFY row_number() rather than DISTINCT ON: measured 1.5-4x faster here (bench/analytics.py), as
+    # DISTINCT ON carries every column through its hash table.
+    return (f"SELECT {names} FROM read_parquet({_quoted(str(folder) + '/date=*/*.parquet')}, hive_partitioning = false) "
+            f"QUALIFY row_number() OVER (PARTITION BY event_id, line) = 1")
 
 
 def connect(root: Path | str) -> duckdb.DuckDBPyConnection:
