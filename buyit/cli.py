@@ -1,9 +1,11 @@
-"""The `buyit` command: run the stack, mint tokens."""
+"""The `buyit` command: run the stack, mint tokens, query the lake."""
 
 from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -123,6 +125,105 @@ def token(user_id: Annotated[str, typer.Option("--user-id")],
     if role in ("SELLER", "ADMIN"):  # on stderr, so `TOKEN=$(buyit token ...)` still captures just the token
         # the token rides in the fragment: browsers never send it to the server or its logs
         typer.echo(f"dashboard: {settings.public_url}/dashboard#token={minted}", err=True)
+
+
+def _lake(lake: Path | None) -> Path:
+    from sinks.lake import lake_dir
+    return lake or lake_dir(get_settings().buyit_data_dir)
+
+
+def _when(text: str | None) -> datetime | None:
+    """An ISO 8601 time from the command line; one without an offset is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise typer.BadParameter(f"not an ISO 8601 time: {text}") from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _print_rows(names: list[str], rows: list[tuple], csv_out: bool) -> None:
+    if csv_out:
+        import csv
+        import sys
+        writer = csv.writer(sys.stdout)
+        writer.writerow(names)
+        writer.writerows(rows)
+        return
+    texts = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(n), *(len(r[i]) for r in texts)]) for i, n in enumerate(names)]
+    typer.echo("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    for row in texts:
+        typer.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+
+
+LakeOption = Annotated[Path | None, typer.Option(help="the lake folder (default: BUYIT_DATA_DIR/lake)")]
+
+
+@app.command()
+def analytics(name: Annotated[str, typer.Argument(help="the query, e.g. sales-by-seller (see --help)")],
+              since: Annotated[str | None, typer.Option(help="ISO 8601, inclusive (UTC if no offset)")] = None,
+              until: Annotated[str | None, typer.Option(help="ISO 8601, exclusive")] = None,
+              bucket: Annotated[str, typer.Option(help="minute, hour or day")] = "day",
+              seller: Annotated[str | None, typer.Option(help="only this seller's figures")] = None,
+              limit: Annotated[int, typer.Option(help="rows of top-products")] = 10,
+              csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table")] = False,
+              lake: LakeOption = None):
+    """Run a named analytics query over the lake: sales-by-seller, sales-by-product, sales-by-category,
+    top-products, funnel, cart-abandonment, reservation-expiry, stock-turnover, platform-fees, refunds."""
+    from sinks import lake_queries
+    if name not in lake_queries.QUERIES:
+        raise typer.BadParameter(f"unknown query {name!r}; known: {', '.join(lake_queries.QUERIES)}")
+    try:
+        rows = lake_queries.run(_lake(lake), name, _when(since), _when(until), bucket, seller, limit)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    names = list(rows[0]) if rows else []
+    _print_rows(names, [tuple(r.values()) for r in rows], csv)
+
+
+@app.command()
+def sql(command: Annotated[str | None, typer.Option("-c", "--command", help="run this SQL and exit")] = None,
+        csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table")] = False,
+        lake: LakeOption = None):
+    """A read-only DuckDB session over the lake, the fact tables as views (order_lines, order_events,
+    reservations, stock_movements, payments, ledger_entries, cart_events, products).
+
+    Without -c, reads SQL from stdin, one statement per `;`-terminated line group; writes are refused."""
+    import sys
+
+    import duckdb
+
+    from sinks import lake_sql
+    con = lake_sql.connect(_lake(lake))
+
+    def run(text: str) -> bool:
+        try:
+            cursor = lake_sql.execute_read(con, text)
+        except (lake_sql.ReadOnly, duckdb.Error) as err:
+            typer.echo(f"error: {err}", err=True)
+            return False
+        if cursor.description:
+            _print_rows([d[0] for d in cursor.description], cursor.fetchall(), csv)
+        return True
+
+    if command is not None:
+        raise typer.Exit(0 if run(command) else 1)
+    interactive = sys.stdin.isatty()
+    pending = ""
+    while True:
+        if interactive:
+            typer.echo("lake> " if not pending else "  ... ", nl=False)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        pending += line
+        if pending.strip() and pending.rstrip().endswith(";"):
+            run(pending)
+            pending = ""
+    if pending.strip():
+        run(pending)
 
 
 if __name__ == "__main__":

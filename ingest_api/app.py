@@ -52,4 +52,5 @@ def create_app() -> FastAPI:
     for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics, windows,
                    dashboard):
         app.include_router(module.router)
+    app.include_router(analytics.named)
     return app

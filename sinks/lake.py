@@ -1,26 +1,32 @@
-"""The Parquet event lake: every event envelope appended to hive-partitioned Parquet files for DuckDB.
+"""The Parquet lake: every event envelope, and the typed fact tables of sinks/facts.py, for DuckDB.
 
-Layout: `<lake>/events/topic=<topic>/date=<YYYY-MM-DD>/part-<worker>-<uuid>.parquet`, the date being
-the event's `occurredAt` in UTC. Files are only ever added, never rewritten; delivery is at least
-once, so readers dedupe by `event_id` (see sinks/analytics.py).
+Layout, hive-partitioned by the event's `occurredAt` day in UTC:
+`<lake>/events/topic=<topic>/date=<YYYY-MM-DD>/part-<worker>-<digest>.parquet` (raw envelopes) and
+`<lake>/facts/<table>/date=<YYYY-MM-DD>/part-<worker>-<digest>.parquet` (typed rows).
+
+Idempotence, in two layers. A file's name is a digest of the natural keys of the rows it holds
+(`event_id`, and `line` for facts), so a batch written again after a crash replaces its own file
+instead of adding a copy. That is not enough on its own: a replay cuts its batches elsewhere, so
+the same event can still land in two different files. Readers therefore keep one row per natural
+key (sinks/analytics.py dedupes by `event_id`, sinks/lake_sql.py's views by `(event_id, line)`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import threading
 import time
-import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from buyit.envelope import Envelope
+from sinks.facts import columns, fact_rows, utc
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +45,6 @@ def lake_dir(data_dir: Path) -> Path:
     return Path(data_dir).resolve() / "lake"
 
 
-def utc(occurred_at: str) -> datetime:
-    """`occurredAt` as a naive UTC timestamp (what the Parquet column holds)."""
-    moment = datetime.fromisoformat(occurred_at)
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def row(topic: str, envelope: Envelope) -> tuple:
     """One lake row: event_id, type, key, occurred_at, correlation_id, version, payload (JSON), topic."""
     return (envelope.event_id, envelope.type, envelope.key, utc(envelope.occurred_at), envelope.correlation_id,
@@ -52,22 +52,63 @@ def row(topic: str, envelope: Envelope) -> tuple:
 
 
 def write_files(root: Path, rows: list[tuple], worker: int, con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Write `rows` as one new Parquet file per (topic, date); returns the files written."""
+    """Write raw event `rows` as one Parquet file per (topic, date); returns the files written."""
     groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         groups[(r[7], r[3].date().isoformat())].append(r)
     written = []
     for (topic, day), group in groups.items():
         folder = root / "events" / f"topic={topic}" / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{worker}-{uuid.uuid4().hex}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")  # readers glob *.parquet: they never see a half-written file
         con.execute(_BATCH, [list(col) for col in zip(*group)])
-        quoted = str(tmp).replace("'", "''")
-        con.execute(f"COPY batch TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
-        os.replace(tmp, path)
-        written.append(path)
+        written.append(_copy(con, folder, worker, _digest(r[0] for r in group)))
     return written
+
+
+def write_facts(root: Path, facts: list[tuple[str, tuple]], worker: int,
+                con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """Write `(table, row)` fact rows as one Parquet file per (table, date); returns the files written."""
+    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for table, r in facts:
+        groups[(table, r[2].date().isoformat())].append(r)
+    written = []
+    for (table, day), group in groups.items():
+        cols = columns(table)
+        select = ", ".join(f"unnest(${n}::{kind}[]) AS {name}" for n, (name, kind) in enumerate(cols, 1))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {select}", [list(c) for c in zip(*group)])
+        folder = root / "facts" / table / f"date={day}"
+        written.append(_copy(con, folder, worker, _digest(f"{r[0]}/{r[1]}" for r in group)))
+    return written
+
+
+def _digest(keys) -> str:
+    """A file name part that only these rows' keys give (see the module docstring)."""
+    sha = hashlib.sha256()
+    for key in keys:
+        sha.update(key.encode())
+        sha.update(b"\n")
+    return sha.hexdigest()[:24]
+
+
+def _copy(con: duckdb.DuckDBPyConnection, folder: Path, worker: int, digest: str) -> Path:
+    """COPY the temp table `batch` to `folder/part-<worker>-<digest>.parquet`, atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{worker}-{digest}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp")  # readers glob *.parquet: they never see a half-written file
+    quoted = str(tmp).replace("'", "''")
+    con.execute(f"COPY batch TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(tmp, path)
+    return path
+
+
+def facts_of(items: list[tuple[str, Envelope]]) -> list[tuple[str, tuple]]:
+    """The fact rows of a batch; an event the mapping cannot read is logged and left to the raw table."""
+    out = []
+    for _, envelope in items:
+        try:
+            out.extend(fact_rows(envelope))
+        except Exception:  # the projection dead-letters what it cannot fold; the lake keeps the raw row
+            log.exception("no fact rows for event %s (%s)", envelope.event_id, envelope.type)
+    return out
 
 
 class _Partition(StatelessSinkPartition):
@@ -82,6 +123,7 @@ class _Partition(StatelessSinkPartition):
         self._root, self._worker = root, worker
         self._con = duckdb.connect()
         self._rows: list[tuple] = []
+        self._facts: list[tuple[str, tuple]] = []
         self._since = 0.0
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -93,6 +135,7 @@ class _Partition(StatelessSinkPartition):
             if not self._rows:
                 self._since = time.monotonic()
             self._rows.extend(row(topic, envelope) for topic, envelope in items)
+            self._facts.extend(facts_of(items))
             if len(self._rows) >= FLUSH_ROWS:
                 self._flush()
 
@@ -108,7 +151,8 @@ class _Partition(StatelessSinkPartition):
     def _flush(self) -> None:
         """Write the buffer (the caller holds the lock); on failure the rows stay buffered."""
         write_files(self._root, self._rows, self._worker, self._con)
-        self._rows = []
+        write_facts(self._root, self._facts, self._worker, self._con)  # after a failure above, both are retried
+        self._rows, self._facts = [], []
 
     def close(self) -> None:
         self._closed.set()

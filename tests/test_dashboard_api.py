@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 class TestAccess:
     def test_anonymous_is_401_and_buyers_are_403(self, client):
-        for path in ("/api/analytics/windows", "/api/analytics/funnel", "/api/analytics/sellers"):
+        for path in ("/api/analytics/windows", "/api/analytics/windows/funnel", "/api/analytics/sellers"):
             assert client().get(path).status_code == 401, path
             assert client("BUYER").get(path).status_code == 403, path
 
@@ -32,7 +32,7 @@ class TestAccess:
         mine = seller.get("/api/analytics/windows", params={"sellerId": seller.user_id})
         assert mine.status_code == 200 and mine.json()["sellerId"] == seller.user_id
         assert seller.get("/api/analytics/windows").json()["sellerId"] == seller.user_id
-        assert seller.get("/api/analytics/funnel").status_code == 403  # platform-wide: admins only
+        assert seller.get("/api/analytics/windows/funnel").status_code == 403  # platform-wide: admins only
         assert seller.get("/api/analytics/sellers").status_code == 403
 
     def test_an_admin_names_any_seller_or_sees_all(self, client):
@@ -42,7 +42,7 @@ class TestAccess:
         assert one.status_code == 200 and [p["productId"] for p in one.json()["products"]] == [pid]
         assert admin.get("/api/analytics/windows").json()["sellerId"] is None
         assert other.user_id in admin.get("/api/analytics/sellers").json()["sellers"]
-        assert admin.get("/api/analytics/funnel").status_code == 200
+        assert admin.get("/api/analytics/windows/funnel").status_code == 200
 
     def test_the_page_is_served_with_a_strict_policy(self, client):
         page = client().get("/dashboard")
@@ -168,7 +168,7 @@ def test_the_cart_funnel_equals_the_cart_events(stack, client):
             if e["type"] in names and _minute(e["occurredAt"]) >= since.replace(second=0, microsecond=0).isoformat():
                 expected[names[e["type"]]] += 1
         served = Counter()
-        for m in admin.get("/api/analytics/funnel", params={"since": since.isoformat()}).json()["minutes"]:
+        for m in admin.get("/api/analytics/windows/funnel", params={"since": since.isoformat()}).json()["minutes"]:
             served.update({k: v for k, v in m.items() if k != "windowStart"})
         assert +served == +expected and expected["checkouts"] >= 1, (served, expected)
         return True

@@ -85,7 +85,7 @@ def _pace(stock: dict, rows: list[dict], now: datetime) -> dict:
             "stockOutAt": out_at.isoformat() if out_at else None}
 
 
-@router.get("/funnel")
+@router.get("/windows/funnel")
 async def cart_funnel(request: Request, actor: AdminOnly, since: Annotated[datetime | None, Query()] = None):
     """The cart funnel per minute, platform-wide (admins): carts started, items added, checkouts, paid, abandoned."""
     start = _since(since, datetime.now(UTC))

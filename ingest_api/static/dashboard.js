@@ -193,7 +193,7 @@ async function refresh() {
     for (const p of figures.products || []) paces.set(p.productId, p);
     for (const row of $("stock").tBodies[0].rows) renderPace(row, row.dataset.productId);
     drawChart(figures.minutes);
-    if (isAdmin) drawFunnel(await getJson("/api/analytics/funnel"));
+    if (isAdmin) drawFunnel(await getJson("/api/analytics/windows/funnel"));
   } catch (e) { /* the next poll tries again; the stream's status shows trouble */ }
 }
 
