@@ -24,6 +24,10 @@ from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, d
                           not_found)
 
 ACTIVE, CHECKOUT, COMPLETED, EXPIRED, ABANDONED = "ACTIVE", "CHECKOUT", "COMPLETED", "EXPIRED", "ABANDONED"
+
+# A checkout waits for its order this long past the order's own deadline (its allocation TTL plus the
+# order's grace), then gives up: the backstop of the backstop, so a buyer is never stuck in CHECKOUT.
+CHECKOUT_GRACE = timedelta(seconds=120)
 OPEN = (ACTIVE,)
 ENDED = (COMPLETED, EXPIRED, ABANDONED)
 
@@ -185,6 +189,7 @@ class CartAbandoned(Event):
     items: tuple[Item, ...]
     at: datetime
     seq: int = 0  # stamped on the releases of its items
+    order_id: str = ""  # a checkout the cart gave up waiting for: that order is told to cancel
 
 
 @message
@@ -197,6 +202,7 @@ class CartCheckedOut(Event):
     items: tuple[Item, ...]
     allocation_ttl_s: int
     fee_bps: int
+    gives_up_at: datetime | None = None  # older records: no deadline
 
 
 @message
@@ -235,6 +241,7 @@ class Cart:
     requests: PSet = pset()  # ids of the buyer's add, change and remove requests this cart applied
     earlier: PSet = pset()  # and those the cart before it applied: a late one must not land in this cart
     orders: PSet = pset()  # the orders the buyer's checkouts made, this cart's and every earlier one's
+    gives_up_at: datetime | None = None  # in CHECKOUT: when the cart stops waiting for its order
 
     def applied(self, request_id: str) -> bool:
         """Whether this cart, or the one before it, already did what the buyer's request asked."""
@@ -330,7 +337,8 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
         case Checkout():
             return [CartCheckedOut(cart_id=state.cart_id, buyer_id=state.buyer_id, order_id=command.order_id,
                                    payment_id=command.payment_id, items=_held(state),
-                                   allocation_ttl_s=command.allocation_ttl_s, fee_bps=command.fee_bps)]
+                                   allocation_ttl_s=command.allocation_ttl_s, fee_bps=command.fee_bps,
+                                   gives_up_at=_after(command, command.allocation_ttl_s) + CHECKOUT_GRACE)]
         case CloseCart() if state.cart_id != command.cart_id or state.status != CHECKOUT:
             return []
         case CloseCart() if command.status == COMPLETED:
@@ -341,6 +349,12 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
         case Expire() if state.status == ACTIVE and state.expires_at and state.expires_at <= command.now:
             return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=EXPIRED,
                                   items=_held(state), at=command.now, seq=state.sequence + 1)]
+        case Expire() if state.status == CHECKOUT and state.gives_up_at and state.gives_up_at <= command.now:
+            # The order never closed the cart (its PlaceOrder dead-lettered, or the order's answer lost):
+            # the buyer may shop again. Nothing to release here: the soft holds lapsed long ago, and what
+            # the order allocated is the order's to release when it is told to cancel.
+            return [CartAbandoned(cart_id=state.cart_id, buyer_id=state.buyer_id, status=ABANDONED, items=(),
+                                  at=command.now, seq=state.sequence + 1, order_id=state.order_id)]
         case Expire():
             return []
     return invalid(f"carts do not handle {type(command).__name__}")
@@ -417,7 +431,8 @@ def evolve(state: Cart, event: Event) -> Cart:
         case CartAbandoned():
             new = replace(state, status=event.status, sequence=max(state.sequence, event.seq))
         case CartCheckedOut():
-            new = replace(state, status=CHECKOUT, order_id=event.order_id, orders=state.orders.add(event.order_id))
+            new = replace(state, status=CHECKOUT, order_id=event.order_id, orders=state.orders.add(event.order_id),
+                          gives_up_at=event.gives_up_at)
         case CartCompleted():
             new = replace(state, status=COMPLETED)
         case _:
@@ -460,8 +475,12 @@ def react(event: Event, state: Cart, stamp: Stamp) -> list:
         case CartItemRemoved() if event.reason == "removed":
             return [_release(event.product_id, event.reservation_id, "removed", event.seq, stamp)]
         case CartAbandoned():
-            return [_release(i.product_id, i.reservation_id, event.status.lower(), event.seq, stamp)
-                    for i in event.items]
+            from state import order
+            gave_up = [("order", event.order_id, order.CancelOrder(
+                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.order_id,
+                reason="checkout_timed_out"))] if event.order_id else []
+            return [*[_release(i.product_id, i.reservation_id, event.status.lower(), event.seq, stamp)
+                      for i in event.items], *gave_up]
         case CartCheckedOut():
             from state import order
             items = tuple(order.OrderItem(item_id=i.item_id, product_id=i.product_id, sku=i.sku,
@@ -483,7 +502,12 @@ def _release(product_id: str, reservation_id: str, reason: str, seq: int, stamp:
 
 
 def deadline(state: Cart) -> datetime | None:
-    return state.expires_at if state.status == ACTIVE and state.cart_id else None
+    """An idle cart's expiry, or when a checkout stops waiting for its order."""
+    if state.cart_id is None:
+        return None
+    if state.status == CHECKOUT:
+        return state.gives_up_at
+    return state.expires_at if state.status == ACTIVE else None
 
 
 def view(state: Cart) -> dict | None:

@@ -12,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from state.common import (Aggregate, Command, Event, Rejection, Stamp, derived_id, forbidden, invalid,
+from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, derived_id, forbidden, invalid,
                           may_manage, message, not_found)
 
 PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
     "PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
+
+# An unpaid order is cancelled by inventory when its hard holds lapse ("payment_timeout"). Should that
+# never arrive (a saga step dead-lettered or lost), the order cancels itself this long after.
+SAGA_GRACE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -393,6 +397,15 @@ def decide(state: Order, command: Command) -> list[Event] | Rejection:
         case CancelOrder():
             return [OrderCancelled(order_id=state.order_id, reason=command.reason, cancelled_at=command.now,
                                    intent_id=state.intent_id)]
+        case Expire() if (state.status == PENDING and state.expires_at is not None
+                          and state.expires_at + SAGA_GRACE <= command.now):
+            # Nothing ended it: a saga step (an allocation, the hold's own expiry) never arrived. Cancelling
+            # runs every compensation: holds released, the cart closed, the PaymentIntent cancelled, and a
+            # capture that still comes in refunded.
+            return [OrderCancelled(order_id=state.order_id, reason="saga_timeout", cancelled_at=command.now,
+                                   intent_id=state.intent_id)]
+        case Expire():
+            return []
     return invalid(f"orders do not handle {type(command).__name__}")
 
 
@@ -517,6 +530,11 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
     return []
 
 
+def deadline(state: Order) -> datetime | None:
+    """An unpaid order's backstop: a grace after its allocations lapse (see `SAGA_GRACE`)."""
+    return state.expires_at + SAGA_GRACE if state.status == PENDING and state.expires_at else None
+
+
 def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -550,4 +568,4 @@ def view(state: Order) -> dict | None:
             "version": state.version}
 
 
-AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react)
+AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react, deadline=deadline)

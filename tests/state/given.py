@@ -324,19 +324,22 @@ def item_removed(quantity=2, *, reason="removed", expires_at=LATER + timedelta(s
 
 
 def checked_out(items=None, *, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000,
-                cart_id=CART_ID):
+                cart_id=CART_ID, at=LATER):
+    """A checkout made `at` (None: a record from before checkouts had a deadline)."""
+    gives_up_at = at + timedelta(seconds=allocation_ttl_s) + cart.CHECKOUT_GRACE if at else None
     return cart.CartCheckedOut(cart_id=cart_id, buyer_id=BUYER_ID, order_id=order_id, payment_id=payment_id,
                                items=items if items is not None else (cart_item(2),),
-                               allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps)
+                               allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps, gives_up_at=gives_up_at)
 
 
 def cart_completed(*, order_id="order-1", at=LATER):
     return cart.CartCompleted(cart_id=CART_ID, order_id=order_id, at=at)
 
 
-def cart_abandoned(status, items=None, *, at=LATER, seq=2):
+def cart_abandoned(status, items=None, *, at=LATER, seq=2, order_id=""):
     return cart.CartAbandoned(cart_id=CART_ID, buyer_id=BUYER_ID, status=status,
-                              items=items if items is not None else (cart_item(2),), at=at, seq=seq)
+                              items=items if items is not None else (cart_item(2),), at=at, seq=seq,
+                              order_id=order_id)
 
 
 # --- orders -------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ ABANDONED_CART = [*CHECKED_OUT, cart_abandoned(ABANDONED)]
 EXPIRED_CART = [*HOLDING, cart_abandoned(EXPIRED)]
 
 EXPIRES_AT = NOW + timedelta(seconds=CART_TTL_S)                    # of HOLDING
+GIVES_UP_AT = LATER + timedelta(seconds=1800) + cart.CHECKOUT_GRACE        # of CHECKED_OUT
 STAMP = Stamp(now=LATER, cause_id="event-1")
 
 TEA = dict(product_id="product-2", sku="SKU-2", seller_id=OTHER_SELLER_ID, price_cents=450)
@@ -313,8 +314,15 @@ class TestExpire:
         pytest.param([*HOLDING, item_requested(3, item=MUG, at=LATER, seq=2, request_id="add-2")],
                      Expire(command_id="tick-1", now=EXPIRES_AT),
                      [], id="each_change_pushes_the_expiry_back"),
-        pytest.param(CHECKED_OUT, Expire(command_id="tick-1", now=EXPIRES_AT + timedelta(hours=1)), [],
-                     id="a_cart_being_checked_out_does_not_expire"),
+        pytest.param(CHECKED_OUT, Expire(command_id="tick-1", now=EXPIRES_AT + timedelta(seconds=1)), [],
+                     id="a_cart_being_checked_out_does_not_expire_when_idle"),
+        pytest.param(CHECKED_OUT, Expire(command_id="tick-1", now=GIVES_UP_AT - timedelta(seconds=1)), [],
+                     id="a_checkout_waits_for_its_order_until_its_deadline"),
+        pytest.param(CHECKED_OUT, Expire(command_id="tick-1", now=GIVES_UP_AT),
+                     [cart_abandoned(ABANDONED, (), at=GIVES_UP_AT, order_id="order-1")],
+                     id="a_checkout_never_answered_gives_up_and_releases_nothing_itself"),
+        pytest.param([*HOLDING, checked_out(at=None)], Expire(command_id="tick-1", now=GIVES_UP_AT), [],
+                     id="a_checkout_recorded_before_deadlines_keeps_waiting"),
         pytest.param(EXPIRED_CART, Expire(command_id="tick-2", now=EXPIRES_AT + timedelta(hours=1)), [],
                      id="an_expired_cart_expires_once"),
         pytest.param([], Expire(command_id="tick-1", now=EXPIRES_AT), [], id="no_cart_never_expires"),
@@ -330,7 +338,7 @@ class TestExpire:
                      LATER + timedelta(seconds=CART_TTL_S),
                      id="a_later_request_moves_it"),
         pytest.param([*HOLDING, item_removed(2)], LATER + timedelta(seconds=CART_TTL_S), id="a_removal_moves_it"),
-        pytest.param(CHECKED_OUT, None, id="a_cart_being_checked_out_has_no_deadline"),
+        pytest.param(CHECKED_OUT, GIVES_UP_AT, id="a_checkout_waits_for_its_order_until_a_deadline"),
         pytest.param(EXPIRED_CART, None, id="an_expired_cart_has_no_deadline"),
         pytest.param(COMPLETED_CART, None, id="a_completed_cart_has_no_deadline"),
     ])
@@ -342,6 +350,12 @@ class TestExpire:
 
 
 class TestReact:
+    def test_a_checkout_given_up_tells_its_order_to_cancel(self):
+        gave_up = cart_abandoned(ABANDONED, (), at=GIVES_UP_AT, order_id="order-1")
+        assert cart.react(gave_up, fold(cart, [*CHECKED_OUT, gave_up]), STAMP) == [
+            ("order", "order-1", order.CancelOrder(command_id=STAMP.id("cancel-order"), now=STAMP.now,
+                                                   order_id="order-1", reason="checkout_timed_out"))]
+
     def test_a_requested_item_asks_inventory_to_reserve(self):
         assert cart.react(item_requested(2), fold(cart, REQUESTED), STAMP) == [
             ("inventory", "product-1", inventory.ReserveStock(

@@ -10,7 +10,7 @@ import pytest
 from state import cart, inventory, ledger, order, payment
 from state.common import BUYER, Actor, Expire, Rejection, Stamp, derived_id
 from state.order import CANCELLED, CONFIRMED, DELIVERED, PENDING, PROCESSING, SHIPPED
-from tests.state.given import (AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW,
+from tests.state.given import (ALLOCATION_TTL_S, AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW,
                                intent_unused,
                                ORDER_CART_ID, ORDER_ID, OTHER_SELLER, OTHER_SELLER_ID, PAYMENT_ID,
                                SELLER_ID, SHIPMENTS, THE_SELLER, TRACKING, Rejected, assert_outcome, attach_payment,
@@ -260,10 +260,41 @@ class TestCancelOrder:
                      [order_cancelled("cancelled_by_buyer")], id="an_admin_cancels_a_pending_order"),
         pytest.param(PLACED, cancel_order("cancelled_by_buyer", actor=Actor("buyer-2", BUYER)), NOT_FOUND,
                      id="another_buyer_does_not_know_of_the_order"),
-        pytest.param(PLACED, Expire(command_id="tick-1", now=LATER), INVALID, id="other_commands_are_invalid"),
+        pytest.param(PLACED, Expire(command_id="tick-1", now=LATER), [], id="a_tick_before_the_deadline_is_nothing"),
+        pytest.param(PLACED, cart.Checkout(command_id="c-1", now=LATER, buyer_id=BUYER_ID, order_id=ORDER_ID,
+                                           payment_id=PAYMENT_ID, allocation_ttl_s=60, fee_bps=0), INVALID,
+                     id="other_commands_are_invalid"),
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(order, given, when), then)
+
+
+class TestSagaDeadline:
+    """An unpaid order nothing ended (a saga step lost) cancels itself, a grace after its holds lapse."""
+
+    DUE = NOW + timedelta(seconds=ALLOCATION_TTL_S) + order.SAGA_GRACE
+
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param(PLACED, Expire(command_id="tick-1", now=DUE - timedelta(seconds=1)), [],
+                     id="before_the_grace_ends_inventory_may_still_cancel_it"),
+        pytest.param(PLACED, Expire(command_id="tick-1", now=DUE),
+                     [order_cancelled("saga_timeout", cancelled_at=DUE)], id="an_order_never_allocated_cancels"),
+        pytest.param(ATTACHED, Expire(command_id="tick-1", now=DUE),
+                     [order_cancelled("saga_timeout", cancelled_at=DUE, intent_id="pi_1")],
+                     id="an_order_never_paid_cancels_and_names_its_intent"),
+        pytest.param(PAID, Expire(command_id="tick-1", now=DUE), [], id="a_paid_order_never_times_out"),
+        pytest.param(CANCELLED_UNPAID, Expire(command_id="tick-1", now=DUE), [], id="a_cancelled_order_ends_once"),
+    ])
+    def test_decide(self, given, when, then):
+        assert_outcome(decide(order, given, when), then)
+
+    @pytest.mark.parametrize("given, expected", [
+        pytest.param(PLACED, DUE, id="pending"),
+        pytest.param(PAID, None, id="paid"),
+        pytest.param(CANCELLED_UNPAID, None, id="cancelled"),
+    ])
+    def test_deadline(self, given, expected):
+        assert order.deadline(fold(order, given)) == expected
 
     def test_a_cancelled_order_and_its_shipments_are_cancelled(self):
         state = fold(order, CANCELLED_UNPAID)
