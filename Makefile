@@ -5,20 +5,24 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KAFKA  := .kafka/libs/.installed
 
-.PHONY: install browser demo up test bench clean
+.PHONY: install test-tools demo up test bench clean
 
-install: $(STAMP) $(KAFKA) browser
+install: $(STAMP) $(KAFKA)
 
-# Chromium for the dashboard's browser test (Playwright drives the system's, it downloads none). Installed
-# with apt-get as root (or passwordless sudo); elsewhere a warning, and that one test skips saying why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  if ! command -v apt-get >/dev/null 2>&1; then echo "WARNING: no chromium and no apt-get: the browser test will skip"; \
-	  elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } \
-	    || echo "WARNING: apt-get could not install chromium: the browser test will skip"; \
-	  elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q chromium || { sudo apt-get update -q && sudo apt-get install -y -q chromium; } \
-	    || echo "WARNING: apt-get could not install chromium: the browser test will skip"; \
-	  else echo "WARNING: chromium missing and not root: install it (apt-get install chromium) or the browser test skips"; fi; }
+# Tools some tests drive, from the system's packages: Chromium for the dashboard's browser test (Playwright
+# drives the system's, it downloads none) and kcat, a second Kafka client reading our topics. Installed with
+# apt-get as root (or passwordless sudo); elsewhere a warning, and the tests that need them skip saying why.
+# Only `make test` needs them: `make demo` does not download a browser.
+TEST_TOOLS := chromium kcat
+test-tools:
+	@missing=""; for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "WARNING: missing$$missing and no apt-get: tests needing them skip"; \
+	  elif [ "$$(id -u)" = 0 ]; then apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; } \
+	    || echo "WARNING: apt-get could not install$$missing: tests needing them skip"; \
+	  elif sudo -n true 2>/dev/null; then sudo apt-get install -y -q $$missing || { sudo apt-get update -q && sudo apt-get install -y -q $$missing; } \
+	    || echo "WARNING: apt-get could not install$$missing: tests needing them skip"; \
+	  else echo "WARNING: missing$$missing and not root: apt-get install$$missing, or tests needing them skip"; fi; fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +43,7 @@ demo: install
 up: install
 	$(BIN)/buyit up
 
-test: install
+test: install test-tools
 	$(BIN)/python -m pytest -q
 
 bench: install
