@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from contextlib import asynccontextmanager
 
 import redis.asyncio
@@ -32,6 +33,7 @@ def create_app() -> FastAPI:
         app.state.bus = CommandBus(settings.brokers, settings.buyit_command_wait_s)
         app.state.bus.start()
         app.state.reads = Reads(settings.database_url)
+        app.state.health_pings = deque(maxlen=1000)  # (command id, answered at): see /health's projection
         await app.state.reads.open()
         app.state.images = image_store(settings)
         app.state.stock_feeds = StockFeeds(app.state.reads)

@@ -135,6 +135,11 @@ class CommandBus:
             with self._lock:
                 self._waiters.pop(envelope.event_id, None)
 
+    def broker_reachable(self, timeout: float) -> bool:
+        """Whether the broker answers a metadata request (blocking: call it off the event loop)."""
+        self._producer.list_topics(RESULTS, timeout=timeout)
+        return True
+
     def recent(self, command_id: str) -> Result | None:
         with self._lock:
             return self._recent.get(command_id)

@@ -1,0 +1,64 @@
+"""GET /health names every part it checks and goes 503, naming the culprit, when one is down."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingest_api.routes import system
+from tests.conftest import test_settings as stack_settings
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+
+PARTS = {"commands", "broker", "postgres", "redis", "projection"}
+
+
+@pytest.fixture(scope="module")
+def own_stack():
+    """A private stack: this test stops its parts."""
+    from buyit.stack import Stack
+    data = Path(tempfile.mkdtemp(prefix="buyit-health-"))
+    running = Stack(stack_settings(data)).start()
+    yield running
+    running.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def health(stack) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{stack.api_ports[0]}/health", timeout=30)
+
+
+def test_every_part_is_named_and_ok(own_stack):
+    r = health(own_stack)
+    assert r.status_code == 200, r.text
+    assert r.json()["components"] == {part: "ok" for part in PARTS}
+
+
+def test_redis_down_is_named(own_stack):
+    own_stack.supervisor.stop_one("valkey")
+    try:
+        r = health(own_stack)
+        assert r.status_code == 503
+        parts = r.json()["components"]
+        assert parts["redis"] != "ok" and all(parts[p] == "ok" for p in PARTS - {"redis"}), parts
+    finally:
+        own_stack._start_redis()
+    eventually(lambda: health(own_stack).status_code == 200, what="healthy again")
+
+
+def test_a_stopped_projection_is_named(own_stack):
+    own_stack.supervisor.stop_one("dataflow-project")
+    try:
+        health(own_stack)  # a ping the projection will not record
+        r = eventually(lambda: (h := health(own_stack)).status_code == 503 and h, timeout=system.PROJECTION_LAG_S + 30,
+                       what="the projection reported behind")
+        parts = r.json()["components"]
+        assert parts["projection"].startswith("behind") and parts["commands"] == "ok", parts
+    finally:
+        own_stack.start_dataflows(("project",))
+    eventually(lambda: health(own_stack).status_code == 200, timeout=60, what="healthy again")
