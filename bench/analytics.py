@@ -34,7 +34,7 @@ def write_rate(carts: int, root: Path) -> tuple[int, int, float]:
     """(events, fact rows, seconds) of a simulated day through one lake sink partition."""
     from tests.sim.market_day import market_day
     events = market_day(carts=carts).events
-    part = LakeSink(root).build("write_lake", 0, 1)
+    part = LakeSink(root).build_part("write_lake", "lake-0", None)
     started = time.perf_counter()
     for i in range(0, len(events), 1000):
         part.write_batch([(h.topic, h.envelope) for h in events[i:i + 1000]])
