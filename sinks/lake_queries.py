@@ -189,11 +189,14 @@ def run(lake_root: Path | str, name: str, since: datetime | None = None, until: 
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
     if since and until and until < since:
         raise ValueError("until is before since")
-    params = {"since": since, "until": until, "bucket": bucket, "seller": seller, "limit": limit}
-    params = {k: v for k, v in params.items() if f"${k}" in query.sql}  # DuckDB refuses unused names
+    # The bucket (checked against BUCKETS above) goes in as a literal: date_trunc of a constant part is
+    # folded once, of a parameter evaluated per row (3x the sales scan's time, bench/analytics.py).
+    sql = query.sql.replace("$bucket", f"'{bucket}'")
+    params = {"since": since, "until": until, "seller": seller, "limit": limit}
+    params = {k: v for k, v in params.items() if f"${k}" in sql}  # DuckDB refuses unused names
     con = lake_sql.connect(lake_root)
     try:
-        cursor = con.execute(query.sql, params)
+        cursor = con.execute(sql, params)
         return [{k: _plain(v) for k, v in row.items()} for row in lake_sql.fetch_dicts(cursor)]
     finally:
         con.close()
