@@ -21,6 +21,8 @@ from buyit.envelope import RESULTS, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from dataflows.windows import per_minute
+from sinks.facts import Derived, sale_rows
+from sinks.lake import keyed as lake_item
 from sinks.views import answer_row, rows, window_record, window_rows
 from state.analytics import LATE, event_time, facts_of
 from state.cart import view as cart_view
@@ -51,7 +53,8 @@ def fold(held, item):
     """Apply an event once, in version order; duplicates and replays are skipped.
 
     Returns the new state and its outputs: ("view", (aggregate, state)) when it changed, ("fact", Fact)
-    for each thing it adds to the per-minute windows, and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
+    for each thing it adds to the per-minute windows, ("lake", Derived) for the `sales` rows of a
+    confirmation (sinks/facts.py), and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
     an event is missing from the log), or an event `evolve` refuses (reported and skipped, so one bad
     event freezes one aggregate's views, never the whole projection)."""
     aggregate, envelope, event = item
@@ -71,7 +74,9 @@ def fold(held, item):
                                             f"version {envelope.version} after {state.version}")))
         folded = replace(folded, version=envelope.version)  # in step with the log again: replays are skipped
     facts = [("fact", f) for f in facts_of(aggregate, state, folded, event, event_time(envelope.occurred_at))]
-    return folded, [("view", (aggregate, folded)), *facts, *outputs]
+    sold = sale_rows(envelope, event, folded) if aggregate == "order" else []
+    lake = [("lake", Derived(tuple(sold)))] if sold else []
+    return folded, [("view", (aggregate, folded)), *facts, *lake, *outputs]
 
 
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
@@ -85,12 +90,15 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     kinds = op.branch("split_answers", branch.trues, lambda p: p[0] == "answer")
     answers = op.map("answer_rows", kinds.trues, lambda p: [p[1]])
     events = op.map("unwrap", kinds.falses, lambda p: p[1])
-    if lake_sink is not None:  # every event as read, duplicates included: the lake's readers dedupe
-        op.output("write_lake", op.map("to_lake", events, lambda e: (f"{e[0]}.events", e[1])), lake_sink)
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
     folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [("view", (agg, state)) | ("dead", letter)])
     outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
-    counted = op.branch("split_facts", outputs, lambda o: o[0] == "fact")
+    derived = op.branch("split_lake", outputs, lambda o: o[0] == "lake")
+    if lake_sink is not None:  # every event as read, duplicates included (the readers dedupe), and the sales
+        raw = op.map("to_lake", events, lambda e: lake_item(f"{e[0]}.events", (e[1], e[2])))  # (topic, (envelope, event))
+        sold = op.map("sold_to_lake", derived.trues, lambda o: lake_item("order.events", o[1]))  # (topic, Derived)
+        op.output("write_lake", op.merge("lake_items", raw, sold), lake_sink)
+    counted = op.branch("split_facts", derived.falses, lambda o: o[0] == "fact")
     figures = per_minute(op.map("unwrap_fact", counted.trues, lambda o: o[1]))  # WindowFigures
     split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
     changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)

@@ -1,43 +1,51 @@
 """The Parquet lake: every event envelope, and the typed fact tables of sinks/facts.py, for DuckDB.
 
 Layout, hive-partitioned by the event's `occurredAt` day in UTC:
-`<lake>/events/topic=<topic>/date=<YYYY-MM-DD>/part-<worker>-<digest>.parquet` (raw envelopes) and
-`<lake>/facts/<table>/date=<YYYY-MM-DD>/part-<worker>-<digest>.parquet` (typed rows).
+`<lake>/events/topic=<topic>/date=<YYYY-MM-DD>/part-<part>-<generation>-<seq>.parquet` (raw envelopes)
+and `<lake>/facts/<table>/date=<YYYY-MM-DD>/part-<part>-<generation>-<seq>.parquet` (typed rows).
 
-Idempotence, in two layers. A file's name is a digest of the natural keys of the rows it holds
-(`event_id`, and `line` for facts), so a batch written again after a crash replaces its own file
-instead of adding a copy. That is not enough on its own: a replay cuts its batches elsewhere, so
-the same event can still land in two different files. Readers therefore keep one row per natural
-key (sinks/analytics.py dedupes by `event_id`, sinks/lake_sql.py's views by `(event_id, line)`).
+Nothing is lost on a crash, and nothing a crash replays is written twice. The sink is a Bytewax
+`FixedPartitionedSink`: a partition's recovery snapshot is (generation, next file number, the rows
+still buffered). So every row a snapshot covers is either in a file or in the snapshot itself, and on
+resume the partition first deletes its files numbered at or after the snapshot's (written after it;
+the dataflow re-reads their rows from the snapshot's offsets) and takes the buffered rows back. A
+fresh start (no snapshot) takes a new generation, so it never overwrites an older run's files.
+
+What the log itself repeats (an event produced twice, e.g. by a decider replaying after its own
+crash) still reaches the lake twice as raw rows and facts, so readers of those keep one row per
+natural key (sinks/analytics.py by `event_id`, sinks/lake_sql.py's views by `(event_id, line)`);
+the `sales` rows come from the projection's fold, which skips redelivered events, and need no dedupe.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import duckdb
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+import msgspec
+import pyarrow as pa
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from buyit.envelope import Envelope
-from sinks.facts import columns, fact_rows, utc
+from sinks.facts import Derived, columns, fact_rows, utc
 
 log = logging.getLogger(__name__)
 
-FLUSH_ROWS = 5_000
-FLUSH_SECONDS = 2.0
+FLUSH_ROWS = 20_000  # buffered rows (raw + facts) that make a flush; the snapshot carries fewer
+PARTS = ("lake-0", "lake-1")  # fixed forever: a resume state belongs to its part's name
+EVENTS = "events"  # the buffer's name for raw envelopes, beside the fact tables'
+_ENCODE = msgspec.json.Encoder()
 
-# One unnest per column zips the parameter lists back into rows: one query per file, no per-row inserts.
-_BATCH = """CREATE OR REPLACE TEMP TABLE batch AS SELECT
-  unnest($1::VARCHAR[]) AS event_id, unnest($2::VARCHAR[]) AS type, unnest($3::VARCHAR[]) AS key,
-  unnest($4::TIMESTAMP[]) AS occurred_at, unnest($5::VARCHAR[]) AS correlation_id,
-  unnest($6::BIGINT[]) AS version, unnest($7::VARCHAR[]) AS payload, unnest($8::VARCHAR[]) AS topic"""
+# Raw rows: event_id, type, key, occurred_at, correlation_id, version, payload (JSON), topic.
+_EVENT_COLUMNS = (("event_id", "VARCHAR"), ("type", "VARCHAR"), ("key", "VARCHAR"), ("occurred_at", "TIMESTAMP"),
+                  ("correlation_id", "VARCHAR"), ("version", "BIGINT"), ("payload", "VARCHAR"), ("topic", "VARCHAR"))
+# Times travel as the envelopes' ISO strings and are cast once per column by DuckDB (below).
+_ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "TIMESTAMP": pa.string()}
 
 
 def lake_dir(data_dir: Path) -> Path:
@@ -46,128 +54,138 @@ def lake_dir(data_dir: Path) -> Path:
 
 
 def row(topic: str, envelope: Envelope) -> tuple:
-    """One lake row: event_id, type, key, occurred_at, correlation_id, version, payload (JSON), topic."""
-    return (envelope.event_id, envelope.type, envelope.key, utc(envelope.occurred_at), envelope.correlation_id,
-            envelope.version, json.dumps(envelope.payload, separators=(",", ":")), topic)
+    """One raw lake row, in `_EVENT_COLUMNS` order."""
+    return (envelope.event_id, envelope.type, envelope.key, envelope.occurred_at, envelope.correlation_id,
+            envelope.version, _ENCODE.encode(envelope.payload).decode(), topic)
 
 
-def write_files(root: Path, rows: list[tuple], worker: int, con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Write raw event `rows` as one Parquet file per (topic, date); returns the files written."""
-    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for r in rows:
-        groups[(r[7], r[3].date().isoformat())].append(r)
-    written = []
-    for (topic, day), group in groups.items():
-        folder = root / "events" / f"topic={topic}" / f"date={day}"
-        con.execute(_BATCH, [list(col) for col in zip(*group)])
-        written.append(_copy(con, folder, worker, _digest(r[0] for r in group)))
-    return written
+def day_of(occurred_at: str) -> str:
+    """The UTC day of an ISO time: its first ten characters when it is stamped in UTC (as BuyIt stamps)."""
+    if occurred_at.endswith(("+00:00", "Z")):
+        return occurred_at[:10]
+    return utc(occurred_at).date().isoformat()
 
 
-def write_facts(root: Path, facts: list[tuple[str, tuple]], worker: int,
-                con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """Write `(table, row)` fact rows as one Parquet file per (table, date); returns the files written."""
-    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for table, r in facts:
-        groups[(table, r[2].date().isoformat())].append(r)
-    written = []
-    for (table, day), group in groups.items():
-        cols = columns(table)
-        select = ", ".join(f"unnest(${n}::{kind}[]) AS {name}" for n, (name, kind) in enumerate(cols, 1))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE batch AS SELECT {select}", [list(c) for c in zip(*group)])
-        folder = root / "facts" / table / f"date={day}"
-        written.append(_copy(con, folder, worker, _digest(f"{r[0]}/{r[1]}" for r in group)))
-    return written
+def keyed(topic: str, item: Any) -> tuple[str, tuple[str, Any]]:
+    """An item for LakeSink: keyed by topic for routing, and the topic again in the value, because a
+    FixedPartitionedSink hands its partitions the values only."""
+    return topic, (topic, item)
 
 
-def _digest(keys) -> str:
-    """A file name part that only these rows' keys give (see the module docstring)."""
-    sha = hashlib.sha256()
-    for key in keys:
-        sha.update(key.encode())
-        sha.update(b"\n")
-    return sha.hexdigest()[:24]
+def facts_of(envelope: Envelope, event: Any = None) -> list[tuple[str, tuple]]:
+    """The fact rows of one event; an event the mapping cannot read is logged and left to the raw table."""
+    try:
+        return fact_rows(envelope, event)
+    except Exception:  # the projection dead-letters what it cannot fold; the lake keeps the raw row
+        log.exception("no fact rows for event %s (%s)", envelope.event_id, envelope.type)
+        return []
 
 
-def _copy(con: duckdb.DuckDBPyConnection, folder: Path, worker: int, digest: str) -> Path:
-    """COPY the temp table `batch` to `folder/part-<worker>-<digest>.parquet`, atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"part-{worker}-{digest}.parquet"
-    tmp = path.with_name(f".{path.name}.tmp")  # readers glob *.parquet: they never see a half-written file
-    quoted = str(tmp).replace("'", "''")
-    con.execute(f"COPY batch TO '{quoted}' (FORMAT parquet, COMPRESSION zstd)")
-    os.replace(tmp, path)
-    return path
+class LakePartition(StatefulSinkPartition):
+    """One part of the lake's writer: buffers rows, writes them at FLUSH_ROWS and on close, and
+    snapshots what is still buffered (see the module docstring)."""
 
+    def __init__(self, root: Path, part: str, resume: tuple | None):
+        self._root, self._part = Path(root), part
+        self._con = duckdb.connect(config={"threads": 1})
+        try:  # with ICU loaded, TIMESTAMPTZ -> TIMESTAMP gives the session's zone; without, UTC already
+            self._con.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error:
+            pass
+        self._buffer: dict[str, list[tuple]] = defaultdict(list)
+        if resume is None:
+            self._generation, self._seq = f"{time.time_ns():x}", 0
+        else:
+            self._generation, self._seq, pending = resume
+            self._discard_from(self._seq)
+            for table, rows in pending.items():
+                self._buffer[table].extend(rows)
+        self._rows = sum(len(rows) for rows in self._buffer.values())
 
-def facts_of(items: list[tuple[str, Envelope]]) -> list[tuple[str, tuple]]:
-    """The fact rows of a batch; an event the mapping cannot read is logged and left to the raw table."""
-    out = []
-    for _, envelope in items:
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        """`(topic, item)` items: an `Envelope`, an `(envelope, event)` pair (decoded already), or `Derived`."""
+        raw, facts = self._buffer[EVENTS], []
+        for topic, item in items:
+            if isinstance(item, Derived):
+                facts.extend(item.rows)
+                continue
+            envelope, event = item if isinstance(item, tuple) else (item, None)
+            raw.append(row(topic, envelope))
+            facts.extend(facts_of(envelope, event))
+        for table, values in facts:
+            self._buffer[table].append(values)
+        self._rows += len(items) + len(facts)
+        if self._rows >= FLUSH_ROWS:
+            self.flush()
+
+    def snapshot(self) -> tuple:
+        """(generation, the next file's number, the rows not yet in a file): all a resume needs."""
+        return (self._generation, self._seq, {table: list(rows) for table, rows in self._buffer.items() if rows})
+
+    def flush(self) -> None:
+        """Write the buffer, one file per (table, day), all numbered `self._seq`; on failure nothing is
+        cleared, and the retry rewrites the same names."""
+        for table, rows in self._buffer.items():
+            groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+            if table == EVENTS:  # raw rows are partitioned by topic too
+                for values in rows:
+                    groups[(f"events/topic={values[7]}", day_of(values[3]))].append(values)
+            else:
+                for values in rows:
+                    groups[(f"facts/{table}", day_of(values[2]))].append(values)
+            for (where, day), group in groups.items():
+                self._write(self._root / where / f"date={day}", _EVENT_COLUMNS if table == EVENTS else columns(table),
+                            group)
+        self._buffer.clear()
+        self._rows = 0
+        self._seq += 1
+
+    def _write(self, folder: Path, cols: tuple[tuple[str, str], ...], rows: list[tuple]) -> Path:
+        """`rows` as one Parquet file in `folder`, atomically: an Arrow table handed to DuckDB once."""
+        table = pa.table([pa.array(values, _ARROW[kind]) for (_, kind), values in zip(cols, zip(*rows))],
+                         names=[name for name, _ in cols])
+        select = ", ".join(f"{name}::TIMESTAMPTZ::TIMESTAMP AS {name}" if kind == "TIMESTAMP" else name
+                           for name, kind in cols)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{self._part}-{self._generation}-{self._seq:08d}.parquet"
+        tmp = path.with_name(f".{path.name}.tmp")  # readers glob *.parquet: they never see a half-written file
+        self._con.register("batch", table)
         try:
-            out.extend(fact_rows(envelope))
-        except Exception:  # the projection dead-letters what it cannot fold; the lake keeps the raw row
-            log.exception("no fact rows for event %s (%s)", envelope.event_id, envelope.type)
-    return out
+            # snappy: decodes about twice as fast as zstd in the sales scan (bench/analytics.py)
+            self._con.execute(f"COPY (SELECT {select} FROM batch) TO '{_quoted(tmp)}' (FORMAT parquet, "
+                              "COMPRESSION snappy)")
+        finally:
+            self._con.unregister("batch")
+        os.replace(tmp, path)
+        return path
 
-
-class _Partition(StatelessSinkPartition):
-    """Buffers rows; flushes at FLUSH_ROWS, or FLUSH_SECONDS after the oldest buffered row, and on close.
-
-    A background thread does the timed flush, because Bytewax calls `write_batch` only when items
-    arrive and the tail of a quiet stream must still reach the lake. Rows buffered when the process
-    dies are lost from the lake until a backfill (replay from offset 0 into a fresh lake folder).
-    """
-
-    def __init__(self, root: Path, worker: int):
-        self._root, self._worker = root, worker
-        self._con = duckdb.connect()
-        self._rows: list[tuple] = []
-        self._facts: list[tuple[str, tuple]] = []
-        self._since = 0.0
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._timer = threading.Thread(target=self._tick, name=f"lake-flush-{worker}", daemon=True)
-        self._timer.start()
-
-    def write_batch(self, items: list[tuple[str, Envelope]]) -> None:
-        with self._lock:
-            if not self._rows:
-                self._since = time.monotonic()
-            self._rows.extend(row(topic, envelope) for topic, envelope in items)
-            self._facts.extend(facts_of(items))
-            if len(self._rows) >= FLUSH_ROWS:
-                self._flush()
-
-    def _tick(self) -> None:
-        while not self._closed.wait(FLUSH_SECONDS / 4):
-            with self._lock:
-                if self._rows and time.monotonic() - self._since >= FLUSH_SECONDS:
-                    try:
-                        self._flush()
-                    except Exception:  # keep the rows and the thread; the next tick tries again
-                        log.exception("lake flush failed")
-
-    def _flush(self) -> None:
-        """Write the buffer (the caller holds the lock); on failure the rows stay buffered."""
-        write_files(self._root, self._rows, self._worker, self._con)
-        write_facts(self._root, self._facts, self._worker, self._con)  # after a failure above, both are retried
-        self._rows, self._facts = [], []
+    def _discard_from(self, seq: int) -> None:
+        """Delete this part's files of this generation numbered `seq` or later: written after the snapshot
+        being resumed, their rows come again from the replay or the snapshot's buffer."""
+        prefix = f"part-{self._part}-{self._generation}-"
+        for path in self._root.glob(f"*/*/date=*/{prefix}*.parquet"):
+            if int(path.stem.removeprefix(prefix)) >= seq:
+                log.info("lake resume: discarding %s (after the snapshot)", path)
+                path.unlink()
 
     def close(self) -> None:
-        self._closed.set()
-        self._timer.join()
-        with self._lock:
-            if self._rows:
-                self._flush()
+        if self._rows:
+            self.flush()
         self._con.close()
 
 
-class LakeSink(DynamicSink):
-    """A Bytewax sink of `(topic, envelope)` items into the Parquet lake rooted at `root`."""
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+class LakeSink(FixedPartitionedSink):
+    """A Bytewax sink of `(topic, item)` into the Parquet lake rooted at `root` (see LakePartition)."""
 
     def __init__(self, root: Path):
         self._root = Path(root)
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._root, worker_index)
+    def list_parts(self) -> list[str]:
+        return list(PARTS)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: tuple | None) -> LakePartition:
+        return LakePartition(self._root, for_part, resume_state)

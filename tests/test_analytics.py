@@ -43,7 +43,7 @@ def order(order_id: str, items: list[OrderItem], confirmed: datetime | None) -> 
 
 def write(lake, topic: str, envelopes: list[Envelope]) -> None:
     """One sink partition's life: a batch in, then close (which flushes)."""
-    part = LakeSink(lake).build("write_lake", 0, 1)
+    part = LakeSink(lake).build_part("write_lake", "lake-0", None)
     part.write_batch([(topic, e) for e in envelopes])
     part.close()
 
@@ -61,7 +61,7 @@ class TestLake:
         unpaid = order("o3", [item("o3", "s1", 9, 100)], None)
         write(lake, "order.events", first + second + unpaid)
         write(lake, "order.events", [first[1], second[0]])  # redelivered (at least once): same event ids
-        assert len(list(lake.glob("events/topic=order.events/date=*/part-0-*.parquet"))) == 3  # per (topic, date) per flush
+        assert len(list(lake.glob("events/topic=order.events/date=*/part-lake-0-*.parquet"))) == 3  # per (topic, date) per flush
         assert {p.name for p in (lake / "events" / "topic=order.events").iterdir()} == {
             "date=2025-03-01", "date=2025-03-02"}
         rows = sales_per_seller_per_minute(lake)

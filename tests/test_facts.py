@@ -36,7 +36,7 @@ class TestFactRows:
         rows = as_dicts(fact_rows(envelope(placed, "o", 1)))
         assert [t for t, _ in rows] == ["order_events", "order_lines", "order_lines"]
         assert [r["line"] for _, r in rows] == [0, 1, 2]  # the natural key is (event_id, line)
-        assert rows[1][1] == {"event_id": "e1", "line": 1, "occurred_at": datetime(2025, 3, 1, 12),
+        assert rows[1][1] == {"event_id": "e1", "line": 1, "occurred_at": AT.isoformat(),
                                    "order_id": "o", "item_id": "i1", "buyer_id": "b", "seller_id": "s1",
                                    "product_id": "p1", "sku": "S", "quantity": 2, "price_cents": 250,
                                    "amount_cents": 500, "currency": "EUR", "fee_bps": 1000}
