@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -37,6 +38,7 @@ from sinks.facts import Derived, columns, fact_rows, utc
 log = logging.getLogger(__name__)
 
 FLUSH_ROWS = 20_000  # buffered rows (raw + facts) that make a flush; the snapshot carries fewer
+FLUSH_SECONDS = 2.0  # and how long a row may wait for one: a quiet stream still reaches the queries
 PARTS = ("lake-0", "lake-1")  # fixed forever: a resume state belongs to its part's name
 EVENTS = "events"  # the buffer's name for raw envelopes, beside the fact tables'
 _ENCODE = msgspec.json.Encoder()
@@ -101,9 +103,21 @@ class LakePartition(StatefulSinkPartition):
             for table, rows in pending.items():
                 self._buffer[table].extend(rows)
         self._rows = sum(len(rows) for rows in self._buffer.values())
+        self._since = time.monotonic()  # when the oldest buffered row came (or the buffer was last written)
+        # Bytewax snapshots only the parts that had items in an epoch: a quiet part's last rows would wait for
+        # the next item. This thread writes them once they waited FLUSH_SECONDS. Safe against a crash: a file
+        # written after the latest snapshot is discarded on resume and its rows come again (`_discard_from`).
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._ager = threading.Thread(target=self._flush_aged, name=f"lake-{part}-ager", daemon=True)
+        self._ager.start()
 
     def write_batch(self, items: list[tuple[str, Any]]) -> None:
         """`(topic, item)` items: an `Envelope`, an `(envelope, event)` pair (decoded already), or `Derived`."""
+        with self._lock:
+            self._take(items)
+
+    def _take(self, items: list[tuple[str, Any]]) -> None:
         raw, facts = self._buffer[EVENTS], []
         for topic, item in items:
             if isinstance(item, Derived):
@@ -114,13 +128,31 @@ class LakePartition(StatefulSinkPartition):
             facts.extend(facts_of(envelope, event))
         for table, values in facts:
             self._buffer[table].append(values)
+        if not self._rows:
+            self._since = time.monotonic()
         self._rows += len(items) + len(facts)
-        if self._rows >= FLUSH_ROWS:
+        if self._rows >= FLUSH_ROWS or self._waited():
             self.flush()
 
     def snapshot(self) -> tuple:
-        """(generation, the next file's number, the rows not yet in a file): all a resume needs."""
-        return (self._generation, self._seq, {table: list(rows) for table, rows in self._buffer.items() if rows})
+        """(generation, the next file's number, the rows not yet in a file): all a resume needs. Rows that
+        waited FLUSH_SECONDS are written first."""
+        with self._lock:
+            if self._waited():
+                self.flush()
+            return (self._generation, self._seq, {table: list(rows) for table, rows in self._buffer.items() if rows})
+
+    def _flush_aged(self) -> None:
+        while not self._closing.wait(FLUSH_SECONDS / 4):
+            with self._lock:
+                if self._waited():
+                    try:
+                        self.flush()
+                    except Exception:  # the next write or snapshot tries again, and raises there
+                        log.exception("lake flush failed")
+
+    def _waited(self) -> bool:
+        return self._rows > 0 and time.monotonic() - self._since >= FLUSH_SECONDS
 
     def flush(self) -> None:
         """Write the buffer, one file per (table, day), all numbered `self._seq`; on failure nothing is
@@ -169,9 +201,12 @@ class LakePartition(StatefulSinkPartition):
                 path.unlink()
 
     def close(self) -> None:
-        if self._rows:
-            self.flush()
-        self._con.close()
+        self._closing.set()
+        self._ager.join()
+        with self._lock:
+            if self._rows:
+                self.flush()
+            self._con.close()
 
 
 def _quoted(path: Path) -> str:

@@ -56,7 +56,9 @@ def crash_and_resume(root, items, cut: int, crash: int, replay_flush_rows: int |
     state = part.snapshot()
     for i in range(cut, crash, 500):
         part.write_batch(items[i:min(i + 500, crash)])
-    del part  # the crash: no close, no flush
+    part._closing.set()  # the crash: the process is gone, its threads with it; no close, no flush
+    part._ager.join()
+    del part
     if replay_flush_rows:  # the restarted process fills its buffer differently (batches, settings)
         lake.FLUSH_ROWS = replay_flush_rows
     resumed = LakeSink(root).build_part("write_lake", "lake-0", state)
