@@ -30,7 +30,7 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.bus = CommandBus(settings.brokers, settings.buyit_command_wait_s)
         app.state.bus.start()
-        app.state.reads = Reads(settings.database_url)
+        app.state.reads = Reads(settings.database_url, settings.buyit_cursor_secret)
         await app.state.reads.open()
         app.state.images = image_store(settings)
         app.state.stock_feeds = StockFeeds(app.state.reads)

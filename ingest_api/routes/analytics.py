@@ -7,11 +7,10 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from buyit.settings import get_settings
-from ingest_api.auth import AdminOnly, Caller
+from ingest_api.auth import AdminOnly, SellerOrAdmin
 from ingest_api.errors import forbidden
 from sinks import analytics
 from sinks.lake import lake_dir
-from state.common import SELLER
 
 router = APIRouter(prefix="/api/admin/analytics", tags=["analytics"])
 
@@ -26,11 +25,11 @@ async def sales_per_minute(actor: AdminOnly, since: Annotated[datetime | None, Q
 
 
 @router.get("/stock-alerts")
-async def stock_alerts(actor: Caller, sellerId: Annotated[str | None, Query(max_length=128)] = None,
+async def stock_alerts(actor: SellerOrAdmin, sellerId: Annotated[str | None, Query(max_length=128)] = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Low-stock alerts, newest first: admins see any seller's, a seller only its own."""
     if not actor.is_admin:
-        if actor.role != SELLER or sellerId not in (None, actor.user_id):
+        if sellerId not in (None, actor.user_id):
             raise forbidden("sellers see only their own stock alerts")
         sellerId = actor.user_id
     items = await run_in_threadpool(analytics.stock_alerts, lake_dir(get_settings().buyit_data_dir), sellerId,
