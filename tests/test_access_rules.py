@@ -556,7 +556,7 @@ QUERIES: dict[str, tuple[str, str, dict]] = {
     "shipments": (SELLER, "/api/shipments", {"status": ("shipped", "NOPE", "")}),
     "transactions": (ADMIN, "/api/ledger/transactions", {"orderId": ("x" * 129,)}),
     "stock alerts": (SELLER, "/api/admin/analytics/stock-alerts", {"limit": ("0", "1001", "x")}),
-    "sales": (ADMIN, "/api/admin/analytics/sales-per-minute", {"since": ("yesterday", "2024-13-45", "1e309")}),
+    "sales": (ADMIN, "/api/admin/analytics/sales-per-minute", {"since": ("yesterday", "2024-13-45", "1e309", "6.103515625e-05", "1700000000")}),
     "ledger account": (SELLER, "/api/ledger/accounts/{payable}", {"currency": ("usd", "USDX", "")}),
 }
 PAGED = {"browse", "by seller", "orders", "payments", "shipments", "transactions"}

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from fastapi.concurrency import run_in_threadpool
 
 from buyit.settings import get_settings
@@ -15,8 +16,23 @@ from sinks.lake import lake_dir
 router = APIRouter(prefix="/api/admin/analytics", tags=["analytics"])
 
 
+def _iso_only(value):
+    """Pydantic reads a number as unix seconds (`since=6.1e-05` was 1970); the document promises an
+    ISO 8601 date-time, so a number is a 422."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("since must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+Since = Annotated[datetime | None, Query(), BeforeValidator(_iso_only)]
+
+
 @router.get("/sales-per-minute")
-async def sales_per_minute(actor: AdminOnly, since: Annotated[datetime | None, Query()] = None):
+async def sales_per_minute(actor: AdminOnly, since: Since = None):
     """Confirmed sales per seller per minute (UTC), optionally confirmed at or after `since` (admins)."""
     # DuckDB scans files and blocks: keep it off the event loop.
     items = await run_in_threadpool(analytics.sales_per_seller_per_minute, lake_dir(get_settings().buyit_data_dir),
