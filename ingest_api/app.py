@@ -46,6 +46,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
     errors.install(app)
+    errors.document(app)
     image_limit = settings.buyit_max_image_bytes + MULTIPART_OVERHEAD
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_BYTES, per_path={"/api/catalog/images/upload": image_limit})
     for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics):

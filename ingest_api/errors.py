@@ -66,3 +66,42 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "something went wrong on our side"), 500)
+
+
+ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalProperties": True,
+                "properties": {"error": {"type": "string", "description": "a stable code, e.g. `insufficient_stock`"},
+                               "message": {"type": "string"}},
+                "description": "Every failure: a code, a message, and details that depend on the code."}
+PENDING_SCHEMA = {"type": "object", "required": ["error", "commandId", "location"], "additionalProperties": True,
+                  "properties": {"error": {"const": "pending"}, "commandId": {"type": "string"},
+                                 "location": {"type": "string"}}}
+
+
+def document(app: FastAPI) -> None:
+    """Make `/openapi.json` say what the API answers: FastAPI documents only the success and a 422 shaped
+    `{"detail": [...]}`, while every error here is `{"error", "message", ...}` (api.md), any operation
+    may answer 4xx and 503, and one that sends a command may answer 202 `pending`."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Error"], schemas["Pending"] = ERROR_SCHEMA, PENDING_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["4XX"] = {"description": "refused: see `error`", **error}
+                responses["503"] = ({"description": "degraded: see `components`"} if path == "/health" else
+                                    {"description": "unavailable: retry after `Retry-After`", **error})
+                sends_command = method != "get" and "/webhooks/" not in path and "/images/" not in path
+                if sends_command or path == "/api/commands/{command_id}":
+                    responses["202"] = {"description": "accepted, not decided yet: poll `location`", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Pending"}}}}
+        return schema
+    app.openapi = openapi
