@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,18 +42,29 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
-def install(app: FastAPI) -> None:
+def api_error_response(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    details = dict(exc.details)
+    if "retry_after" in details:  # a header, not part of the body
+        headers["Retry-After"] = str(details.pop("retry_after"))
+    return JSONResponse({**details, "error": exc.code, "message": exc.message}, exc.status, headers=headers or None)
+
+
+def install(app: FastAPI, caller_first: Callable[[Request], Awaitable[None]] | None = None) -> None:
+    """The handlers. `caller_first(request)` raises the ApiError (401, 403) a request's route gives its
+    caller: FastAPI reads and validates the body before it resolves dependencies, so without it an
+    anonymous malformed request was told 422 about its input instead of 401."""
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        details = dict(exc.details)
-        if "retry_after" in details:  # a header, not part of the body
-            headers["Retry-After"] = str(details.pop("retry_after"))
-        return JSONResponse({**details, "error": exc.code, "message": exc.message}, exc.status,
-                            headers=headers or None)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        if caller_first is not None:
+            try:
+                await caller_first(request)
+            except ApiError as refused:
+                return api_error_response(refused)
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                     for e in exc.errors()]
         return JSONResponse(error_body("invalid", "the request is malformed", problems=problems), 422)

@@ -290,6 +290,25 @@ def test_no_valid_token_is_401(world, junk_clients, route):
         _error(r, 401, "unauthorized")
 
 
+WRITES = [k for k in PROTECTED if k[0] != "GET"]
+
+
+@pytest.mark.parametrize("route", WRITES, ids=[f"{m} {p}" for m, p in WRITES])
+def test_no_token_is_401_whatever_the_body(world, route):
+    """Who is asking comes before what they sent: a malformed body from nobody is 401 (from the wrong role
+    403), not 422."""
+    method, _ = route
+    path = RULES[route].request(world).path
+    for body in (b"{not json", b"[]", b'{"quantity": "x"}'):
+        r = world.anonymous.request(method, path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 401, (route, body, r.status_code, r.text[:200])
+        for role in ROLES:
+            if role not in RULES[route].roles:
+                r = world.as_role(role).request(method, path, content=body,
+                                                headers={"content-type": "application/json"})
+                assert r.status_code == 403, (route, role, body, r.status_code, r.text[:200])
+
+
 # --- 403: the wrong role, or a role nobody knows ----------------------------------------------------------------
 
 
