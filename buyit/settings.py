@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     jwt_user_id_claim: str = "user_id"
     jwt_role_claim: str = "account_type"
     carrier_webhook_secret: str = "carrier_buyit_local"
+    # signs list cursors so a tampered one is a 422; not a security boundary, so the default is no risk
+    buyit_cursor_secret: str = "cursor_buyit_local"
 
     buyit_data_dir: Path = Path(".buyit")
     buyit_kafka_port: int = 9092

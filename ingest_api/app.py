@@ -9,7 +9,7 @@ import redis.asyncio
 from fastapi import FastAPI
 
 from buyit.settings import get_settings
-from ingest_api import errors
+from ingest_api import auth, errors
 from ingest_api.bus import CommandBus
 from ingest_api.images import image_store
 from ingest_api.limits import MULTIPART_OVERHEAD, BodyLimit
@@ -32,7 +32,7 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.bus = CommandBus(settings.brokers, settings.buyit_command_wait_s)
         app.state.bus.start()
-        app.state.reads = Reads(settings.database_url)
+        app.state.reads = Reads(settings.database_url, settings.buyit_cursor_secret)
         app.state.health_pings = deque(maxlen=1000)  # (command id, answered at): see /health's projection
         await app.state.reads.open()
         app.state.images = image_store(settings)
@@ -48,7 +48,8 @@ def create_app() -> FastAPI:
 
     app = FastAPI(title="BuyIt", version="0.1.0", lifespan=lifespan,
                   description="An open marketplace backend: commands in through Kafka, views out of Postgres.")
-    errors.install(app)
+    errors.install(app, caller_first=auth.caller_first)
+    errors.document(app)
     image_limit = settings.buyit_max_image_bytes + MULTIPART_OVERHEAD
     app.add_middleware(BodyLimit, default_bytes=JSON_BODY_BYTES, per_path={"/api/catalog/images/upload": image_limit})
     for module in (system, users, catalog, inventory, cart, checkout, orders, shipments, ledger, analytics, windows,

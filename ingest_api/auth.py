@@ -114,7 +114,27 @@ def roles(*allowed: str):
         if actor.role not in allowed:
             raise forbidden(f"this needs one of the roles {', '.join(allowed)}")
         return actor
+    dependency.allowed_roles = allowed
     return dependency
+
+
+def _calls(dependant) -> list:
+    out = []
+    for dep in getattr(dependant, "dependencies", ()):
+        out += [dep.call, *_calls(dep)]
+    return out
+
+
+async def caller_first(request: Request) -> None:
+    """Raise the 401 or 403 the request's route would answer its caller, before anyone looks at its input
+    (see errors.install). Routes that check the caller themselves (optional tokens, webhooks) are left be."""
+    calls = _calls(getattr(request.scope.get("route"), "dependant", None))
+    if current_actor not in calls:
+        return
+    actor = await current_actor(request)
+    for call in calls:
+        if actor.role not in getattr(call, "allowed_roles", ROLES):
+            raise forbidden(f"this needs one of the roles {', '.join(call.allowed_roles)}")
 
 
 Caller = Annotated[Actor, Depends(current_actor)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -18,14 +19,26 @@ RETRY_AFTER_S = 2
 _ID = re.compile(r"^[A-Za-z0-9_.:@|-]{1,128}$")
 
 
+def idempotent_command_id(owner: str, path: str, key: str) -> str:
+    """The command id of `owner`'s request to `path` with `Idempotency-Key: key`.
+
+    The three parts are encoded as a JSON list, not joined with ':': user ids may hold ':' themselves,
+    and with a plain join user "eve" sending key "/p:k" and user "eve:/p" sending key "k" were one
+    command (the second checkout then answered with the first buyer's order and client secret).
+    Where neither the owner nor the path holds a ':' the old join is unambiguous and kept, so a retry
+    across a deploy is still the same command; the two forms start differently and never meet."""
+    if ":" not in owner and ":" not in path:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"buyit:{owner}:{path}:{key}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "buyit-v2:" + json.dumps([owner, path, key])))
+
+
 def command_id(request: Request, actor: Actor | None) -> str:
     """A fresh id, or one derived from the caller's `Idempotency-Key` so a retry is the same command."""
     key = request.headers.get("idempotency-key")
     if key:
         if len(key) > 255:
             raise ApiError(422, "invalid", "Idempotency-Key is longer than 255 characters")
-        owner = actor.user_id if actor else "anonymous"
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"buyit:{owner}:{request.url.path}:{key}"))
+        return idempotent_command_id(actor.user_id if actor else "anonymous", request.url.path, key)
     return str(uuid.uuid4())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,18 +42,29 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
 
 
-def install(app: FastAPI) -> None:
+def api_error_response(exc: ApiError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    details = dict(exc.details)
+    if "retry_after" in details:  # a header, not part of the body
+        headers["Retry-After"] = str(details.pop("retry_after"))
+    return JSONResponse({**details, "error": exc.code, "message": exc.message}, exc.status, headers=headers or None)
+
+
+def install(app: FastAPI, caller_first: Callable[[Request], Awaitable[None]] | None = None) -> None:
+    """The handlers. `caller_first(request)` raises the ApiError (401, 403) a request's route gives its
+    caller: FastAPI reads and validates the body before it resolves dependencies, so without it an
+    anonymous malformed request was told 422 about its input instead of 401."""
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
-        details = dict(exc.details)
-        if "retry_after" in details:  # a header, not part of the body
-            headers["Retry-After"] = str(details.pop("retry_after"))
-        return JSONResponse({**details, "error": exc.code, "message": exc.message}, exc.status,
-                            headers=headers or None)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        if caller_first is not None:
+            try:
+                await caller_first(request)
+            except ApiError as refused:
+                return api_error_response(refused)
         problems = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
                     for e in exc.errors()]
         return JSONResponse(error_body("invalid", "the request is malformed", problems=problems), 422)
@@ -66,3 +78,42 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "something went wrong on our side"), 500)
+
+
+ERROR_SCHEMA = {"type": "object", "required": ["error", "message"], "additionalProperties": True,
+                "properties": {"error": {"type": "string", "description": "a stable code, e.g. `insufficient_stock`"},
+                               "message": {"type": "string"}},
+                "description": "Every failure: a code, a message, and details that depend on the code."}
+PENDING_SCHEMA = {"type": "object", "required": ["error", "commandId", "location"], "additionalProperties": True,
+                  "properties": {"error": {"const": "pending"}, "commandId": {"type": "string"},
+                                 "location": {"type": "string"}}}
+
+
+def document(app: FastAPI) -> None:
+    """Make `/openapi.json` say what the API answers: FastAPI documents only the success and a 422 shaped
+    `{"detail": [...]}`, while every error here is `{"error", "message", ...}` (api.md), any operation
+    may answer 4xx and 503, and one that sends a command may answer 202 `pending`."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Error"], schemas["Pending"] = ERROR_SCHEMA, PENDING_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["4XX"] = {"description": "refused: see `error`", **error}
+                responses["503"] = ({"description": "degraded: see `components`"} if path == "/health" else
+                                    {"description": "unavailable: retry after `Retry-After`", **error})
+                sends_command = method != "get" and "/webhooks/" not in path and "/images/" not in path
+                if sends_command or path == "/api/commands/{command_id}":
+                    responses["202"] = {"description": "accepted, not decided yet: poll `location`", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Pending"}}}}
+        return schema
+    app.openapi = openapi

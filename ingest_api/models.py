@@ -1,14 +1,19 @@
-"""Request bodies. Strict: unknown fields and out-of-range values are a 422, never a 500."""
+"""Request bodies. Strict: unknown fields, out-of-range values and values of the wrong JSON type are a 422,
+never a 500 (and never quietly coerced: `"quantity": true` is not one unit, `"priceCents": "12"` not 12)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from datetime import datetime
+
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 MAX_QUANTITY = 1_000_000_000
 MAX_PRICE_CENTS = 10**12
+MAX_VERSION = 2**63 - 1  # a Postgres bigint: a version beyond it can never match one
 
 
 def _no_nul(value: str) -> str:
@@ -27,7 +32,9 @@ Status = Literal["DRAFT", "ACTIVE", "INACTIVE"]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=False)
+    # strict: the body is JSON, whose types are the client's to get right; lax mode took booleans and
+    # numeric strings for integers, so `"quantity": true` put one unit in a cart
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class NewProduct(Body):
@@ -55,7 +62,7 @@ class ProductChanges(Body):
 class StockLevel(Body):
     product_id: Text(128, 1)
     total_quantity: Quantity
-    expected_version: Annotated[int, Field(ge=0)] | None = None
+    expected_version: Annotated[int, Field(ge=0, le=MAX_VERSION)] | None = None
     low_stock_threshold: Quantity | None = None
 
 
@@ -63,8 +70,12 @@ class ImageUrl(Body):
     url: Text(2048, 1)
 
 
+# Not a full RFC 5322 check (the issuer verified the address): something@somewhere, no spaces.
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), AfterValidator(_no_nul)]
+
+
 class Registration(Body):
-    email: Text(320) | None = None
+    email: Email | None = None
 
 
 class NewCartItem(Body):
@@ -79,3 +90,19 @@ class CartItemChange(Body):
 class Tracking(Body):
     tracking_number: Text(100, 1)
     carrier: Text(100, 1)
+
+
+def _iso_only(value):
+    """Pydantic reads a number as unix seconds (`since=6.1e-05` was 1970); the document promises an
+    ISO 8601 date-time, so a number is a 422."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("times must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+# A time in a query string: an ISO 8601 date-time, or absent.
+Since = Annotated[datetime | None, Query(), BeforeValidator(_iso_only)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -21,27 +23,42 @@ PRODUCT_COLUMNS = """p.product_id, p.seller_id, p.sku, p.name, p.description, p.
     coalesce(s.available_quantity, 0) AS available_quantity"""
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode()
+CURSOR_MAC_BYTES = 12
 
 
-def decode_cursor(cursor: str | None) -> str | None:
-    """The key a page starts after; a cursor we did not hand out is a 422."""
+def _cursor_mac(secret: str, scope: str, raw: bytes) -> bytes:
+    return hmac.new(secret.encode(), scope.encode() + b"\x00" + raw, hashlib.sha256).digest()[:CURSOR_MAC_BYTES]
+
+
+def encode_cursor(value: str, scope: str, secret: str) -> str:
+    """The last key of a page, signed for the list (`scope`) that handed it out."""
+    raw = value.encode()
+    return base64.urlsafe_b64encode(_cursor_mac(secret, scope, raw) + raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, scope: str, secret: str) -> str | None:
+    """The key a page starts after; a cursor this API did not hand out for this list is a 422.
+
+    Signed, so a tampered cursor (or one from another list) is refused rather than quietly starting a
+    page somewhere else; it hides nothing (the WHERE clause decides what a caller sees)."""
     if not cursor:
         return None
     try:
-        value = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
+        data = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4))
+        mac, raw = data[:CURSOR_MAC_BYTES], data[CURSOR_MAC_BYTES:]
+        value = raw.decode() if hmac.compare_digest(mac, _cursor_mac(secret, scope, raw)) else None
+    except (ValueError, UnicodeError):
         value = None
     if value is None or "\x00" in value or len(value) > 200:
-        raise ApiError(422, "invalid", "cursor is not one this API handed out")
+        raise ApiError(422, "invalid", "cursor is not one this API handed out for this list")
     return value
 
 
 class Reads:
     """A small async pool over the views."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, cursor_secret: str):
+        self.cursor_secret = cursor_secret
         self.pool = AsyncConnectionPool(url, min_size=1, max_size=10, open=False,
                                         kwargs={"row_factory": dict_row, "autocommit": True})
         self._sellable: dict[str, tuple[float, dict]] = {}
@@ -65,7 +82,8 @@ class Reads:
     async def page(self, sql_where: str, params: list, order_key: str, cursor: str | None, limit: int,
                    select: str) -> tuple[list[dict], str | None]:
         """Keyset pagination over `order_key`; returns the rows and the next cursor (or None)."""
-        after = decode_cursor(cursor)
+        scope = f"{select} ORDER BY {order_key}"
+        after = decode_cursor(cursor, scope, self.cursor_secret)
         where = [sql_where] if sql_where else []
         if after is not None:
             where.append(f"{order_key} > %s")
@@ -74,7 +92,8 @@ class Reads:
         rows = await self.all(f"{select} {clause} ORDER BY {order_key} LIMIT %s", *params, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(str(rows[-1][order_key.split('.')[-1]])) if more and rows else None
+        next_cursor = (encode_cursor(str(rows[-1][order_key.split('.')[-1]]), scope, self.cursor_secret)
+                       if more and rows else None)
         return rows, next_cursor
 
     async def product(self, product_id: str) -> dict | None:

@@ -8,19 +8,18 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from buyit.settings import get_settings
-from ingest_api.auth import AdminOnly, Caller, SellerOrAdmin
+from ingest_api.auth import AdminOnly, SellerOrAdmin
 from ingest_api.errors import ApiError, forbidden, not_found
 from sinks import analytics, lake_queries
+from ingest_api.models import Since
 from sinks.lake import lake_dir
-from state.common import SELLER
 
 router = APIRouter(prefix="/api/admin/analytics", tags=["analytics"])
 named = APIRouter(prefix="/api/analytics", tags=["analytics"])
 
 
 @named.get("/{name}")
-async def named_query(name: str, actor: SellerOrAdmin, since: Annotated[datetime | None, Query()] = None,
-                      until: Annotated[datetime | None, Query()] = None,
+async def named_query(name: str, actor: SellerOrAdmin, since: Since = None, until: Since = None,
                       bucket: Annotated[Literal["minute", "hour", "day"], Query()] = "day",
                       sellerId: Annotated[str | None, Query(max_length=128)] = None,
                       limit: Annotated[int, Query(ge=1, le=1000)] = 10):
@@ -41,8 +40,10 @@ async def named_query(name: str, actor: SellerOrAdmin, since: Annotated[datetime
     return {"name": name, "items": items}
 
 
+
+
 @router.get("/sales-per-minute")
-async def sales_per_minute(actor: AdminOnly, since: Annotated[datetime | None, Query()] = None):
+async def sales_per_minute(actor: AdminOnly, since: Since = None):
     """Confirmed sales per seller per minute (UTC), optionally confirmed at or after `since` (admins)."""
     # DuckDB scans files and blocks: keep it off the event loop.
     items = await run_in_threadpool(analytics.sales_per_seller_per_minute, lake_dir(get_settings().buyit_data_dir),
@@ -51,11 +52,11 @@ async def sales_per_minute(actor: AdminOnly, since: Annotated[datetime | None, Q
 
 
 @router.get("/stock-alerts")
-async def stock_alerts(actor: Caller, sellerId: Annotated[str | None, Query(max_length=128)] = None,
+async def stock_alerts(actor: SellerOrAdmin, sellerId: Annotated[str | None, Query(max_length=128)] = None,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Low-stock alerts, newest first: admins see any seller's, a seller only its own."""
     if not actor.is_admin:
-        if actor.role != SELLER or sellerId not in (None, actor.user_id):
+        if sellerId not in (None, actor.user_id):
             raise forbidden("sellers see only their own stock alerts")
         sellerId = actor.user_id
     items = await run_in_threadpool(analytics.stock_alerts, lake_dir(get_settings().buyit_data_dir), sellerId,

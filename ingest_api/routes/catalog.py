@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Annotated
 
@@ -23,8 +24,14 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def product_id_for(seller_id: str, sku: str) -> str:
-    """One product per seller and SKU: the id is derived from both."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"buyit:product:{seller_id}:{sku}"))
+    """One product per seller and SKU: the id is derived from both.
+
+    Joined with ':' while the seller id holds none (the ids every product has had); a seller id with a
+    ':' is JSON-encoded instead, else seller "a:b" with SKU "c" and seller "a" with SKU "b:c" shared one
+    product id, and the second seller's create landed on the first seller's product."""
+    if ":" not in seller_id:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"buyit:product:{seller_id}:{sku}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "buyit:product-v2:" + json.dumps([seller_id, sku])))
 
 
 def product_json(request: Request, row: dict) -> dict:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ingest_api.auth import AdminOnly, Caller
+from ingest_api.auth import AdminOnly, SellerOrAdmin
 from ingest_api.commands import checked_id
 from ingest_api.errors import forbidden, not_found
 
@@ -15,7 +15,7 @@ CREDIT_NORMAL = ("SELLER_PAYABLE", "REVENUE", "REFUNDS_PAYABLE")
 
 
 @router.get("/accounts/{account_id}")
-async def account(request: Request, account_id: str, actor: Caller,
+async def account(request: Request, account_id: str, actor: SellerOrAdmin,
                   currency: Annotated[str | None, Query(pattern="^[A-Z]{3}$")] = None):
     """An account's balance in its normal direction (a seller sees its own payable; admins all).
 

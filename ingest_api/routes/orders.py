@@ -10,7 +10,7 @@ import stripe
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ingest_api.auth import AdminOnly, BuyerOrAdmin, Caller
+from ingest_api.auth import AdminOnly, BuyerOrAdmin
 from ingest_api.commands import checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from ingest_api.reads import json_value
@@ -59,7 +59,7 @@ async def _buyers(request: Request, table: str, key: str, value: str, actor) -> 
 
 
 @router.get("/api/orders/{order_id}")
-async def get_order(request: Request, order_id: str, actor: Caller):
+async def get_order(request: Request, order_id: str, actor: BuyerOrAdmin):
     """One order with its items and shipments (its buyer or an admin). While it waits to be paid its
     buyer also gets the PaymentIntent's `clientSecret` (fetched from Stripe, never stored by us), so a
     checkout answered `202` can still be paid."""
@@ -114,7 +114,7 @@ async def list_payments(request: Request, actor: AdminOnly, state: str | None = 
 
 
 @router.get("/api/payments/{payment_id}")
-async def get_payment(request: Request, payment_id: str, actor: Caller):
+async def get_payment(request: Request, payment_id: str, actor: BuyerOrAdmin):
     """A payment (its buyer or an admin)."""
     return {k: v for k, v in (await _buyers(request, "payments", "payment_id", payment_id, actor)).items()
             if k != "version"}

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from ingest_api.models import Since
 from ingest_api.auth import AdminOnly, SellerOrAdmin
 from ingest_api.commands import checked_id
 from ingest_api.errors import ApiError, forbidden
@@ -39,7 +40,7 @@ _FUNNEL_SUMS = ", ".join(f"sum({c})::bigint AS {c}" for c in FUNNEL_COUNTS)
 @router.get("/windows")
 async def sales_windows(request: Request, actor: SellerOrAdmin,
                         sellerId: Annotated[str | None, Query(max_length=128)] = None,
-                        since: Annotated[datetime | None, Query()] = None):
+                        since: Since = None):
     """Sales and reservations per minute (UTC, since `since`, default the last hour).
 
     A seller sees its own (naming another seller is 403); an admin names any seller, or none for
@@ -86,7 +87,7 @@ def _pace(stock: dict, rows: list[dict], now: datetime) -> dict:
 
 
 @router.get("/windows/funnel")
-async def cart_funnel(request: Request, actor: AdminOnly, since: Annotated[datetime | None, Query()] = None):
+async def cart_funnel(request: Request, actor: AdminOnly, since: Since = None):
     """The cart funnel per minute, platform-wide (admins): carts started, items added, checkouts, paid, abandoned."""
     start = _since(since, datetime.now(UTC))
     rows = await request.app.state.reads.all(
