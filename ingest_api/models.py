@@ -3,9 +3,8 @@ never a 500 (and never quietly coerced: `"quantity": true` is not one unit, `"pr
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
