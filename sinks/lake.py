@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import duckdb
@@ -119,8 +119,9 @@ class _Partition(StatelessSinkPartition):
     dies are lost from the lake until a backfill (replay from offset 0 into a fresh lake folder).
     """
 
-    def __init__(self, root: Path, worker: int):
+    def __init__(self, root: Path, worker: int, tally: Counter | None = None):
         self._root, self._worker = root, worker
+        self._tally = tally if tally is not None else Counter()
         self._con = duckdb.connect()
         self._rows: list[tuple] = []
         self._facts: list[tuple[str, tuple]] = []
@@ -152,6 +153,7 @@ class _Partition(StatelessSinkPartition):
         """Write the buffer (the caller holds the lock); on failure the rows stay buffered."""
         write_files(self._root, self._rows, self._worker, self._con)
         write_facts(self._root, self._facts, self._worker, self._con)  # after a failure above, both are retried
+        self._tally.update({"lake events": len(self._rows), "lake fact rows": len(self._facts)})
         self._rows, self._facts = [], []
 
     def close(self) -> None:
@@ -164,10 +166,11 @@ class _Partition(StatelessSinkPartition):
 
 
 class LakeSink(DynamicSink):
-    """A Bytewax sink of `(topic, envelope)` items into the Parquet lake rooted at `root`."""
+    """A Bytewax sink of `(topic, envelope)` items into the Parquet lake rooted at `root`; `tally` counts the
+    rows written."""
 
-    def __init__(self, root: Path):
-        self._root = Path(root)
+    def __init__(self, root: Path, tally: Counter | None = None):
+        self._root, self._tally = Path(root), tally
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._root, worker_index)
+        return _Partition(self._root, worker_index, self._tally)
