@@ -78,6 +78,22 @@ def fold(held, item):
     return folded, [*views, *facts, *outputs]
 
 
+def keyed_views(kv):
+    """A fold's outputs, each view output carrying its aggregate's key: ("view", (agg:id, (agg, state)))."""
+    key, outputs = kv
+    return [("view", (key, o[1])) if o[0] == "view" else o for o in outputs]
+
+
+def latest_states(batch: list) -> list:
+    """The newest state of each aggregate in a batch, at its last place: rows and cart views are made once
+    per aggregate and batch, not once per event (the older ones would be no-ops at the sinks anyway)."""
+    newest: dict = {}
+    for _, (key, changed) in batch:
+        newest.pop(key, None)
+        newest[key] = changed
+    return list(newest.values())
+
+
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
                lake_sink=None, windows_sink=None, window_rows_sink=None) -> Dataflow:
     """Events from `source` (Records) in; view rows (window rows too, or to `window_rows_sink` if given: a
@@ -95,11 +111,11 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
         op.output("write_lake", op.map("to_lake", fresh, lambda e: (f"{e[0]}.events", e[1])), lake_sink)
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
     folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [("view", (agg, state)) | ("dead", letter)])
-    outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
+    outputs = op.flat_map("outputs", folded, keyed_views)
     counted = op.branch("split_facts", outputs, lambda o: o[0] == "fact")
     figures = per_minute(op.map("unwrap_fact", counted.trues, lambda o: o[1]))  # WindowFigures
     split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
-    changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)
+    changed = op.flat_map_batch("changed", split.trues, latest_states)  # (agg, state)
     figure_rows = op.map("window_rows", figures, window_rows)
     if window_rows_sink is not None:
         op.output("write_window_rows", figure_rows, window_rows_sink)
