@@ -116,7 +116,7 @@ class _Partition(StatelessSinkPartition):
 
     A background thread does the timed flush, because Bytewax calls `write_batch` only when items
     arrive and the tail of a quiet stream must still reach the lake. Rows buffered when the process
-    dies are lost from the lake until a backfill (replay from offset 0 into a fresh lake folder).
+    dies are lost from the lake until `buyit replay --since` (before the loss) writes them again.
     """
 
     def __init__(self, root: Path, worker: int, tally: Counter | None = None):
