@@ -27,7 +27,7 @@ def produce(brokers: list[str], events: int) -> tuple[int, float]:
     from buyit.clients import producer_config
     from tests.sim.market_day import market_day
     started = time.perf_counter()
-    day = market_day(carts=max(1, events // 17), sellers=50).events[:events]
+    day = market_day(carts=max(1, events // 12), sellers=50).events[:events]  # about 12.3 events a cart
     made = time.perf_counter() - started
     producer = Producer(producer_config(brokers, **{"linger.ms": 50, "batch.size": 1 << 20,
                                                      "compression.type": "lz4"}))
