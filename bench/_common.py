@@ -31,11 +31,12 @@ def bench_settings(data_dir: Path, **overrides) -> Settings:
 
 
 @contextlib.contextmanager
-def private_stack(prefix: str, keep: bool = False, **overrides) -> Iterator:
-    """Start a private stack (its own Kafka) under a temporary data dir; always stop it."""
+def private_stack(prefix: str, keep: bool = False, services_only: bool = False, **overrides) -> Iterator:
+    """Start a private stack (its own Kafka) under a temporary data dir; always stop it. `services_only`:
+    the broker and stores without dataflows or API."""
     from buyit.stack import Stack
     data = Path(tempfile.mkdtemp(prefix=f"buyit-bench-{prefix}-"))
-    stack = Stack(bench_settings(data, **overrides))
+    stack = Stack(bench_settings(data, **overrides), api=not services_only, dataflows=not services_only)
     started = time.monotonic()
     print(f"starting a private stack in {data} ...", file=sys.stderr, flush=True)
 
@@ -44,8 +45,8 @@ def private_stack(prefix: str, keep: bool = False, **overrides) -> Iterator:
     previous = {sig: signal.signal(sig, terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         stack.start()
-        print(f"stack up in {time.monotonic() - started:.1f}s (API on :{stack.settings.buyit_api_port})",
-              file=sys.stderr, flush=True)
+        print(f"stack up in {time.monotonic() - started:.1f}s"
+              + ("" if services_only else f" (API on :{stack.settings.buyit_api_port})"), file=sys.stderr, flush=True)
         yield stack
     finally:
         stack.stop()

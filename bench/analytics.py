@@ -27,7 +27,7 @@ import duckdb
 from sinks import lake_queries
 from sinks.lake import LakeSink
 
-REPLAY_HOOK = "bench.replay"  # events/s replayed into the views: another part of issue 12
+REPLAY_HOOK = "bench.replay"  # events/s replayed into the views and the lake: python -m bench.replay
 
 
 def write_rate(carts: int, root: Path) -> tuple[int, int, float]:
@@ -107,7 +107,7 @@ def main() -> None:
                 FROM read_parquet('{glob}') GROUP BY ALL""").fetchall())
         print(f"bare scan + aggregate of the same lines (no range, no seller filter): {bare:.3f} s: "
               f"{args.lines / bare / 1e6:.1f} M lines/s, {args.lines / bare / cores / 1e6:.1f} M lines/s per core")
-        print(f"replay into the views: see {REPLAY_HOOK} (not measured here)")
+        print(f"replay into the views: python -m {REPLAY_HOOK}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -38,7 +38,7 @@ def _all_led(listed: dict) -> bool:
 
 
 def create_schema(database_url: str, schema: str | None = None) -> None:
-    """Create the view tables if they are missing (in `schema`, for a backfill, else the default one)."""
+    """Create the view tables if they are missing (in `schema`, for a replay into a fresh schema, else the default one)."""
     import sinks
     sql = (Path(sinks.__file__).parent / "schema.sql").read_text()
     with psycopg.connect(database_url, autocommit=True) as conn:

@@ -87,28 +87,58 @@ def demo(port: Annotated[int | None, typer.Option(help="API port")] = None):
     _run(port, demo=True)
 
 
-@app.command()
-def backfill(schema: Annotated[str, typer.Option(help="a fresh Postgres schema to rebuild the views in")]):
-    """Replay every event topic from offset 0 into the views of a fresh schema, then stop.
+def _running_system(settings):
+    """The settings with the running system's addresses: the configured ones, else those `buyit up` gives
+    its embedded parts (so `buyit replay` beside a `buyit up` needs no configuration)."""
+    return settings.model_copy(update={
+        "database_url": settings.database_url or f"postgresql://postgres@127.0.0.1:{settings.buyit_pg_port}/postgres",
+        "redis_url": settings.redis_url or f"redis://127.0.0.1:{settings.buyit_redis_port}/0"})
 
-    Point it at a running system (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL); the result should
-    equal the live views, which is how a projection change is rolled out.
+
+@app.command()
+def replay(since: Annotated[str | None, typer.Option(help="rebuild what events since this ISO 8601 time changed "
+                                                          "(UTC if no offset); every event is still folded")] = None,
+           schema: Annotated[str | None, typer.Option(help="rebuild into this Postgres schema (created if missing) "
+                                                           "instead of in place")] = None,
+           verify: Annotated[bool, typer.Option("--verify", help="rebuild into a temporary schema, compare it with "
+                                                "the live views row by row, exit 1 on any difference")] = False,
+           lake: Annotated[bool, typer.Option(help="rebuild the Parquet lake too")] = True,
+           progress: Annotated[bool, typer.Option(help="draw a progress bar on stderr")] = True):
+    """Rebuild the read side (Postgres views, window tables, command results, the cart cache, the lake)
+    from the event topics, then stop. Never decides, never calls Stripe or Cloudinary.
+
+    In place by default: version-guarded upserts make replaying current views a no-op. --since limits what
+    is written, not what is read (a view is its aggregate's whole history): the rows of aggregates with an
+    event since TIME, window minutes from TIME's minute, lake rows of events since TIME.
     """
     import re
 
-    from bytewax.testing import run_main
-
-    from buyit.bootstrap import create_schema
-    from dataflows.project import backfill_flow
-    settings = get_settings()
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+    from buyit import replay as replaying
+    from sinks.lake import lake_dir
+    settings = _running_system(get_settings())
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise typer.BadParameter("schema: lower-case letters, digits and _")
-    if not settings.database_url or not settings.kafka_bootstrap_servers:
-        raise typer.BadParameter("set DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS of the running system")
-    started = time.monotonic()
-    create_schema(settings.database_url, schema)
-    run_main(backfill_flow(settings.database_url, schema))
-    typer.echo(f"backfilled schema {schema} in {time.monotonic() - started:.1f}s")
+    if verify and (schema is not None or since is not None):
+        raise typer.BadParameter("--verify rebuilds everything into a temporary schema: no --schema, no --since")
+    if verify:
+        verdict = replaying.verify(settings, progress=progress)
+        for line in verdict.summary.lines():
+            _say(line)
+        for line in verdict.moved_on:
+            _say(f"changed since the replay began (not compared): {line}")
+        for line in verdict.differences:
+            _say(f"DIFFERENT {line}")
+        _say(f"verify: {verdict.rows_compared:,} rows compared, {len(verdict.differences)} differences"
+             + (f", {len(verdict.moved_on)} rows changed since the replay began" if verdict.moved_on else ""))
+        raise typer.Exit(1 if verdict.differences else 0)
+    root = lake_dir(settings.buyit_data_dir)
+    if schema is not None:
+        root = root.with_name(f"lake-{schema}")
+    summary = replaying.run(settings, schema, _when(since), root if lake else None, progress=progress)
+    for line in summary.lines():
+        _say(line)
+    where = f"schema {schema}" if schema else "the live views"
+    _say(f"rebuilt {where}" + (f", lake {root}" if lake else ""))
 
 
 @app.command()

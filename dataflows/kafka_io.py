@@ -39,19 +39,26 @@ class Record:
     value: bytes | None
     offset: int = -1
     error: str | None = None
+    fresh: bool = True  # False: read by a replay before its `--since` point, folded but not written
 
 
 class _TopicsPartition(StatefulSourcePartition):
     def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int,
-                 tail: bool, poll_s: float, fetch: dict):
+                 tail: bool, poll_s: float, fetch: dict, bounds: "Bounds | None" = None):
         self._consumer = Consumer(consumer_config(brokers, "buyit-dataflow", **fetch))
-        self._next = dict(resume or {})
+        # A replay starts where each log begins (retention may have removed its head), so an emptied log ends it.
+        self._next = {**({t: bounds.starts[(t, index)] for t in topics} if bounds else {}), **(resume or {})}
         self._consumer.assign([TopicPartition(t, index, self._next.get(t, OFFSET_BEGINNING)) for t in topics])
         self._batch = batch
         self._poll_s = poll_s
-        # Not tailing (a backfill): stop at the end each topic had when we started.
+        self._index = index
+        self._bounds = bounds
+        # Not tailing (a replay): stop at the end each topic had when it started (the replay's plan, which
+        # its progress bar counts against, or else the ends now).
         self._until = None if tail else {
-            t: self._consumer.get_watermark_offsets(TopicPartition(t, index), timeout=10)[1] for t in topics}
+            t: bounds.ends[(t, index)] if bounds else
+            self._consumer.get_watermark_offsets(TopicPartition(t, index), timeout=10)[1] for t in topics}
+        self._since = {t: bounds.since.get((t, index), 0) for t in topics} if bounds else None
 
     def next_batch(self) -> list[Record]:
         if self._until is not None and all(self._next.get(t, 0) >= end for t, end in self._until.items()):
@@ -60,6 +67,7 @@ class _TopicsPartition(StatefulSourcePartition):
         first = self._consumer.poll(self._poll_s)  # returns on the first record, unlike consume()'s timeout
         if first is None:
             return out
+        since, until = self._since, self._until
         for msg in [first, *self._consumer.consume(self._batch - 1, 0)]:
             err = msg.error()
             if err is not None:
@@ -67,10 +75,15 @@ class _TopicsPartition(StatefulSourcePartition):
                     continue
                 out.append(Record(msg.topic() or "?", None, None, -1, str(err)))
                 continue
-            self._next[msg.topic()] = msg.offset() + 1
+            topic, offset = msg.topic(), msg.offset()
+            self._next[topic] = offset + 1
+            if until is not None and offset >= until[topic]:  # produced after the replay began: not its business
+                continue
             key = msg.key()
-            out.append(Record(msg.topic(), key.decode("utf-8", "replace") if key else None, msg.value(),
-                              msg.offset()))
+            out.append(Record(topic, key.decode("utf-8", "replace") if key else None, msg.value(), offset,
+                              fresh=since is None or offset >= since[topic]))
+        if self._bounds is not None and self._bounds.on_read is not None:
+            self._bounds.on_read(self._index, self._next)
         return out
 
     def snapshot(self) -> dict:
@@ -80,14 +93,25 @@ class _TopicsPartition(StatefulSourcePartition):
         self._consumer.close()
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What a replay reads: from `starts` up to `ends` ((topic, partition) -> offset), marking records before
+    `since` (same keys) as not fresh, and telling `on_read(partition, next offsets by topic)` after each batch."""
+
+    starts: dict[tuple[str, int], int]
+    ends: dict[tuple[str, int], int]
+    since: dict[tuple[str, int], int]
+    on_read: object = None
+
+
 class TopicsSource(FixedPartitionedSource):
     """Reads `topics` from the beginning (or the snapshot's offsets) and keeps tailing them (or, with
-    `tail=False`, stops at the ends they had when it started)."""
+    `tail=False`, stops at the ends they had when it started, or those `bounds` names)."""
 
     def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500, tail: bool = True,
-                 fetch: dict | None = None):
+                 fetch: dict | None = None, bounds: Bounds | None = None):
         self._brokers, self._topics, self._partitions, self._batch = brokers, topics, partitions, batch
-        self._tail, self._fetch = tail, fetch or {}
+        self._tail, self._fetch, self._bounds = tail, fetch or {}, bounds
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self._partitions)]
@@ -95,7 +119,7 @@ class TopicsSource(FixedPartitionedSource):
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _TopicsPartition:
         # A worker polls its partitions in turn: split the wait so one idle partition never holds up another.
         return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail,
-                                POLL_S / self._partitions, self._fetch)
+                                POLL_S / self._partitions, self._fetch, self._bounds)
 
 
 # A reader nobody waits on (the projection) lets the broker gather records: a fetch returns once 64 KiB

@@ -2,7 +2,7 @@
 
 It folds each aggregate's events with the same `evolve` the deciders use and
 writes the resulting rows, so started from offset 0 into a fresh schema it
-rebuilds the live views exactly (a backfill); it never decides anything.
+rebuilds the live views exactly (a replay, dataflows/replay.py); it never decides anything.
 Each fold also names the facts its event adds to the per-minute windows
 (`state/analytics.py`), windowed on event time by `dataflows/windows.py` into the
 `sales_minutes` and `cart_funnel_minutes` tables and the `analytics.windows` topic.
@@ -30,7 +30,9 @@ from state.registry import AGGREGATES
 
 
 def parse(record: Record):
-    """("ok", (aggregate, envelope, event)), ("answer", row) for a command's result, or ("dead", output)."""
+    """("ok", (aggregate, envelope, event, fresh)), ("answer", row or None) for a command's result, or
+    ("dead", output). `fresh` is False for what a replay reads before its `--since` point: it is folded
+    (the state needs it), but neither its rows nor its answer are written."""
     if record.error:
         return ("dead", dead_letter("read_error", record.topic, record.key, record.value, record.error))
     if record.topic == RESULTS:
@@ -38,13 +40,13 @@ def parse(record: Record):
             result = msgspec.json.decode(record.value)
             if not isinstance(result.get("correlationId"), str):
                 raise ValueError("a result names the command it answers (correlationId)")
-            return ("answer", answer_row(result))
+            return ("answer", answer_row(result) if record.fresh else None)
         except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
             return ("dead", dead_letter("undecodable_result", record.topic, record.key, record.value, str(err)))
     aggregate = record.topic.removesuffix(".events")
     try:
         envelope = decode(record.value)
-        return ("ok", (aggregate, envelope, envelope.message()))
+        return ("ok", (aggregate, envelope, envelope.message(), record.fresh))
     except ValueError as err:
         return ("dead", dead_letter("undecodable_event", record.topic, record.key, record.value, str(err)))
 
@@ -52,12 +54,13 @@ def parse(record: Record):
 def fold(held, item):
     """Apply an event once, in version order; duplicates and replays are skipped.
 
-    Returns the new state and its outputs: ("view", (aggregate, state)) when it changed, ("fact", Fact)
-    for each thing it adds to the per-minute windows, ("lake", Derived) for the `sales` rows of a
-    confirmation (sinks/facts.py), and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
+    Returns the new state and its outputs: ("view", (aggregate, state)) when it changed (and the event is
+    fresh: a replay before its `--since` point folds without writing), ("fact", Fact) for each thing it
+    adds to the per-minute windows, ("lake", Derived) for the `sales` rows of a fresh confirmation
+    (sinks/facts.py), and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
     an event is missing from the log), or an event `evolve` refuses (reported and skipped, so one bad
     event freezes one aggregate's views, never the whole projection)."""
-    aggregate, envelope, event = item
+    aggregate, envelope, event, fresh = item
     agg = AGGREGATES[aggregate]
     state = held if held is not None else agg.initial_state()
     if envelope.version is not None and envelope.version <= state.version:
@@ -74,36 +77,60 @@ def fold(held, item):
                                             f"version {envelope.version} after {state.version}")))
         folded = replace(folded, version=envelope.version)  # in step with the log again: replays are skipped
     facts = [("fact", f) for f in facts_of(aggregate, state, folded, event, event_time(envelope.occurred_at))]
-    sold = sale_rows(envelope, event, folded) if aggregate == "order" else []
+    sold = sale_rows(envelope, event, folded) if aggregate == "order" and fresh else []
     lake = [("lake", Derived(tuple(sold)))] if sold else []
-    return folded, [("view", (aggregate, folded)), *facts, *lake, *outputs]
+    views = [("view", (aggregate, folded))] if fresh else []
+    return folded, [*views, *facts, *lake, *outputs]
+
+
+def keyed_views(kv):
+    """A fold's outputs, each view output carrying its aggregate's key: ("view", (agg:id, (agg, state)))."""
+    key, outputs = kv
+    return [("view", (key, o[1])) if o[0] == "view" else o for o in outputs]
+
+
+def latest_states(batch: list) -> list:
+    """The newest state of each aggregate in a batch, at its last place: rows and cart views are made once
+    per aggregate and batch, not once per event (the older ones would be no-ops at the sinks anyway)."""
+    newest: dict = {}
+    for _, (key, changed) in batch:
+        newest.pop(key, None)
+        newest[key] = changed
+    return list(newest.values())
 
 
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
-               lake_sink=None, windows_sink=None) -> Dataflow:
-    """Events from `source` (Records) in; view rows (window rows too), dead letters, the cart cache, the lake
-    and, with `windows_sink`, settled and late window figures as `analytics.windows` records out."""
+               lake_sink=None, windows_sink=None, window_rows_sink=None) -> Dataflow:
+    """Events from `source` (Records) in; view rows (window rows too, or to `window_rows_sink` if given: a
+    replay rebuilds windows its own way), dead letters, the cart cache, the lake and, with `windows_sink`,
+    settled and late window figures as `analytics.windows` records out."""
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
     branch = op.branch("split_poison", parsed, lambda p: p[0] != "dead")
     kinds = op.branch("split_answers", branch.trues, lambda p: p[0] == "answer")
-    answers = op.map("answer_rows", kinds.trues, lambda p: [p[1]])
+    answers = op.map("answer_rows", kinds.trues, lambda p: [p[1]] if p[1] is not None else [])
     events = op.map("unwrap", kinds.falses, lambda p: p[1])
     keyed = op.key_on("key_by_aggregate", events, lambda e: f"{e[0]}:{e[1].key}")  # (agg:id, item)
     folded = op.stateful_map("fold", keyed, fold)  # (agg:id, [("view", (agg, state)) | ("dead", letter)])
-    outputs = op.flat_map("outputs", folded, lambda kv: kv[1])
+    outputs = op.flat_map("outputs", folded, keyed_views)
     derived = op.branch("split_lake", outputs, lambda o: o[0] == "lake")
-    if lake_sink is not None:  # every event as read, duplicates included (the readers dedupe), and the sales
-        raw = op.map("to_lake", events, lambda e: lake_item(f"{e[0]}.events", (e[1], e[2])))  # (topic, (envelope, event))
+    if lake_sink is not None:  # every fresh event as read, duplicates included (the readers dedupe), and the sales
+        fresh = op.filter("fresh_for_lake", events, lambda e: e[3])
+        raw = op.map("to_lake", fresh, lambda e: lake_item(f"{e[0]}.events", (e[1], e[2])))  # (topic, (envelope, event))
         sold = op.map("sold_to_lake", derived.trues, lambda o: lake_item("order.events", o[1]))  # (topic, Derived)
         op.output("write_lake", op.merge("lake_items", raw, sold), lake_sink)
     counted = op.branch("split_facts", derived.falses, lambda o: o[0] == "fact")
     figures = per_minute(op.map("unwrap_fact", counted.trues, lambda o: o[1]))  # WindowFigures
     split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
-    changed = op.map("changed", split.trues, lambda o: o[1])  # (agg, state)
-    view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)),
-                         op.map("window_rows", figures, window_rows), answers)
+    changed = op.flat_map_batch("changed", split.trues, latest_states)  # (agg, state)
+    figure_rows = op.map("window_rows", figures, window_rows)
+    if window_rows_sink is not None:
+        op.output("write_window_rows", figure_rows, window_rows_sink)
+        view_rows = op.merge("views_answers", op.map("to_rows", changed, lambda c: rows(*c)), answers)
+    else:
+        view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)), figure_rows,
+                             answers)
     op.output("write_views", view_rows, view_sink)
     if windows_sink is not None:  # the topic carries settled figures: a closed window, or a late part
         settled = op.filter("settled", figures, lambda f: f.closed or f.part == LATE)
@@ -147,19 +174,3 @@ def rows_to_dead_letters():
         producer.produce("dead.letters", body.encode(errors="replace"))
         producer.flush(10)
     return reject
-
-
-def backfill_flow(database_url: str, schema: str) -> Dataflow:
-    """Replay every event topic from offset 0 into the views of a fresh `schema`, then stop.
-
-    Nothing is decided and nothing external is called: the same fold as the live projection,
-    so the result must equal the live views. The cart cache and lake are left alone.
-    """
-    from bytewax.testing import TestingSink
-
-    from sinks.postgres import PostgresViewSink
-    topics = [events_topic(name) for name in AGGREGATES]
-    refused: list = []
-    url = f"{database_url}{'&' if '?' in database_url else '?'}options=-csearch_path%3D{schema}"
-    return build_flow(kafka_source(topics, tail=False), PostgresViewSink(url, lambda rows, err: refused.append(err)),
-                      TestingSink(refused), TestingSink([]))

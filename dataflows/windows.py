@@ -12,11 +12,12 @@ Late facts. A window closes `WAIT` after its end (the watermark is the newest ev
 the key minus `WAIT`, advancing with the system clock). A fact for a closed window is not lost: it
 is counted in the same minute's *late* part, a running total per (key, minute) kept by a second
 keyed step. Each part is a full value with a version (the number of facts in it), so Postgres
-keeps it by an upsert that only moves forward: a duplicate, a recovery replay or a backfill writes
+keeps it by an upsert that only moves forward: a duplicate or a recovery replay writes
 the same rows (readers add the parts; which facts were late may differ between a live run and a
 replay, the sum does not). One known gap: after a crash, facts processed after the last snapshot
 (at most `BUYIT_SNAPSHOT_INTERVAL_S`) are folded again; if the downtime outlasted `WAIT` they come
-back late and count twice in their minute. A backfill recomputes exact figures.
+back late and count twice in their minute. `buyit replay` recomputes exact figures, replacing whole
+minutes (sinks/window_rebuild.py).
 """
 
 from __future__ import annotations

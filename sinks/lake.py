@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,9 @@ class LakePartition(StatefulSinkPartition):
     """One part of the lake's writer: buffers rows, writes them at FLUSH_ROWS and on close, and
     snapshots what is still buffered (see the module docstring)."""
 
-    def __init__(self, root: Path, part: str, resume: tuple | None):
+    def __init__(self, root: Path, part: str, resume: tuple | None, tally: Counter | None = None):
         self._root, self._part = Path(root), part
+        self._tally = tally if tally is not None else Counter()  # rows written, for a replay's summary
         self._con = duckdb.connect(config={"threads": 1})
         try:  # with ICU loaded, TIMESTAMPTZ -> TIMESTAMP gives the session's zone; without, UTC already
             self._con.execute("SET TimeZone = 'UTC'")
@@ -168,6 +169,7 @@ class LakePartition(StatefulSinkPartition):
             for (where, day), group in groups.items():
                 self._write(self._root / where / f"date={day}", _EVENT_COLUMNS if table == EVENTS else columns(table),
                             group)
+            self._tally["lake events" if table == EVENTS else "lake fact rows"] += len(rows)
         self._buffer.clear()
         self._rows = 0
         self._seq += 1
@@ -214,13 +216,14 @@ def _quoted(path: Path) -> str:
 
 
 class LakeSink(FixedPartitionedSink):
-    """A Bytewax sink of `(topic, item)` into the Parquet lake rooted at `root` (see LakePartition)."""
+    """A Bytewax sink of `(topic, item)` into the Parquet lake rooted at `root` (see LakePartition); `tally`
+    counts the rows written."""
 
-    def __init__(self, root: Path):
-        self._root = Path(root)
+    def __init__(self, root: Path, tally: Counter | None = None):
+        self._root, self._tally = Path(root), tally
 
     def list_parts(self) -> list[str]:
         return list(PARTS)
 
     def build_part(self, step_id: str, for_part: str, resume_state: tuple | None) -> LakePartition:
-        return LakePartition(self._root, for_part, resume_state)
+        return LakePartition(self._root, for_part, resume_state, self._tally)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Callable
 
 import psycopg
@@ -29,25 +29,30 @@ def _statement(row: Row) -> str:
 
 
 def latest_rows(rows: list[Row]) -> list[Row]:
-    """Keep only the newest version of each row in a batch (the others would be no-ops)."""
+    """Keep only the row of each key that Postgres would keep (the others would be no-ops): the newest
+    version of a guarded row, the first of an insert-once row (a command's first answer stands)."""
     newest: dict[tuple, Row] = {}
     for row in rows:
         ident = (row.table, tuple(row.values[k] for k in row.key))
         held = newest.get(ident)
-        if held is None or row.values.get("version", 0) >= held.values.get("version", 0):
+        if held is None or (row.guarded and row.values["version"] >= held.values["version"]):
             newest[ident] = row
     return list(newest.values())
 
 
-def write_rows(conn: psycopg.Connection, rows: list[Row]) -> None:
-    """Write a batch in one transaction, grouped into one executemany per statement."""
-    groups: dict[str, list[dict]] = defaultdict(list)
+def write_rows(conn: psycopg.Connection, rows: list[Row]) -> Counter:
+    """Write a batch in one transaction, grouped into one executemany per statement; returns the rows
+    each table took (an upsert the version guard turned away, or a duplicate, counts none)."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in latest_rows(rows):
-        groups[_statement(row)].append(row.values)
+        groups[(row.table, _statement(row))].append(row.values)
+    written: Counter = Counter()
     with conn.transaction():
         with conn.cursor() as cur:
-            for statement, params in groups.items():
+            for (table, statement), params in groups.items():
                 cur.executemany(statement, params)
+                written[table] += max(cur.rowcount, 0)
+    return written
 
 
 Rejected = Callable[[list[Row], str], None]
@@ -58,8 +63,9 @@ PURGE_EVERY_S = 60
 
 
 class _Partition(StatelessSinkPartition):
-    def __init__(self, url: str, on_reject: Rejected | None, results_ttl_s: int | None):
+    def __init__(self, url: str, on_reject: Rejected | None, results_ttl_s: int | None, tally: Counter | None):
         self._url = url
+        self._tally = tally if tally is not None else Counter()
         self._conn = psycopg.connect(url)
         self._on_reject = on_reject or (lambda rows, error: None)
         self._results_ttl_s = results_ttl_s
@@ -72,7 +78,7 @@ class _Partition(StatelessSinkPartition):
         if not rows:
             return
         try:
-            write_rows(self._conn, rows)
+            self._tally.update(write_rows(self._conn, rows))
             self._purge_old_results()
         except psycopg.OperationalError:
             self._conn.close()
@@ -83,15 +89,15 @@ class _Partition(StatelessSinkPartition):
             # hand the ones Postgres refuses (a CHECK, bad data) to the dead letters.
             for batch in items:
                 try:
-                    write_rows(self._conn, batch)
+                    self._tally.update(write_rows(self._conn, batch))
                 except psycopg.OperationalError:
                     raise
                 except psycopg.Error as err:
                     log.error("view rows refused: %s", err)
                     self._on_reject(batch, str(err))
 
-    def _purge_old_results(self) -> None:
-        if self._results_ttl_s is None or time.monotonic() - self._purged_at < PURGE_EVERY_S:
+    def _purge_old_results(self, now: bool = False) -> None:
+        if self._results_ttl_s is None or (not now and time.monotonic() - self._purged_at < PURGE_EVERY_S):
             return
         with self._conn.transaction():
             self._conn.execute("DELETE FROM command_results WHERE answered_at < now() - make_interval(secs => %s)",
@@ -99,15 +105,22 @@ class _Partition(StatelessSinkPartition):
         self._purged_at = time.monotonic()
 
     def close(self) -> None:
-        self._conn.close()
+        try:  # a replay re-inserts old answers as it goes: they leave again before it ends
+            self._purge_old_results(now=True)
+        except psycopg.Error as err:  # the next run's purge does it
+            log.warning("purging old command results on close: %s", err)
+        finally:
+            self._conn.close()
 
 
 class PostgresViewSink(DynamicSink):
     """A Bytewax sink of row lists into the view tables; refused rows go to `on_reject`; command results
-    older than `results_ttl_s` are deleted as it goes (None: kept)."""
+    older than `results_ttl_s` are deleted as it goes and on close (None: kept); `tally` counts the rows
+    each table took."""
 
-    def __init__(self, url: str, on_reject: Rejected | None = None, results_ttl_s: int | None = None):
-        self._url, self._on_reject, self._results_ttl_s = url, on_reject, results_ttl_s
+    def __init__(self, url: str, on_reject: Rejected | None = None, results_ttl_s: int | None = None,
+                 tally: Counter | None = None):
+        self._url, self._on_reject, self._results_ttl_s, self._tally = url, on_reject, results_ttl_s, tally
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._url, self._on_reject, self._results_ttl_s)
+        return _Partition(self._url, self._on_reject, self._results_ttl_s, self._tally)

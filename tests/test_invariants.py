@@ -152,7 +152,7 @@ def test_randomised_marketplace_keeps_every_invariant(seed, window, monkeypatch)
     assert statuses[order.CONFIRMED] > 10 and statuses[order.CANCELLED] > 5, statuses
     assert Counter(p.state for p in payments.values())[payment.CAPTURED] > 10
 
-    # Replaying the events (what the projection and a backfill do) rebuilds exactly the live state.
+    # Replaying the events (what the projection and `buyit replay` do) rebuilds exactly the live state.
     for name in AGGREGATES:
         if name != "health":
             assert w.replayed(name) == w.states(name), name
