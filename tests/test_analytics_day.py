@@ -30,7 +30,7 @@ def lake_items(events, held: dict):
     for h in events:
         aggregate, event = h.topic.removesuffix(".events"), h.envelope.message()
         key = f"{aggregate}:{h.envelope.key}"
-        held[key], outputs = fold(held.get(key), (aggregate, h.envelope, event))
+        held[key], outputs = fold(held.get(key), (aggregate, h.envelope, event, True))
         yield h.topic, (h.envelope, event)
         yield from (("order.events", o[1]) for o in outputs if o[0] == "lake")
 
