@@ -1,6 +1,6 @@
 """The lake's speed: rows/s the lake sink writes, and DuckDB's sales-by-seller over 10 M order lines.
 
-    python -m bench.analytics [--lines 10000000] [--carts 4400]
+    python -m bench.analytics [--lines 10000000] [--carts 4400] [--replay-events 200000]
 
 1. Write: a simulated marketplace day (tests/sim/market_day.py) through the lake sink, as the
    projection feeds it: events/s and fact rows/s, raw envelopes and fact tables together.
@@ -9,8 +9,8 @@
    a scan of the `sales` table, written once per confirmed line, so neither dedupe nor join) as the API
    runs it; and, for comparison, the bare scan-and-aggregate of the same lines.
    Rows/s per core divides by DuckDB's threads (all cores of this machine).
-3. Replay of events into the Postgres views is measured elsewhere: `REPLAY_HOOK` names the module
-   that will print it, and this bench only says so.
+3. Replay: `--replay-events` events produced onto a private stack's topics and rebuilt by `buyit replay`
+   into a fresh schema, views alone and then views and lake (bench/replay.py; 0 skips it): events/s.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import duckdb
 
 from sinks import lake_queries
 from sinks.lake import LakeSink
-
-REPLAY_HOOK = "bench.replay"  # events/s replayed into the views and the lake: python -m bench.replay
 
 
 def write_rate(carts: int, root: Path) -> tuple[int, int, float]:
@@ -86,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--carts", type=int, default=4400)
+    parser.add_argument("--replay-events", type=int, default=200_000, help="events replayed (0: skip)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="buyit-bench-lake-"))
@@ -107,7 +106,9 @@ def main() -> None:
                 FROM read_parquet('{glob}') GROUP BY ALL""").fetchall())
         print(f"bare scan + aggregate of the same lines (no range, no seller filter): {bare:.3f} s: "
               f"{args.lines / bare / 1e6:.1f} M lines/s, {args.lines / bare / cores / 1e6:.1f} M lines/s per core")
-        print(f"replay into the views: python -m {REPLAY_HOOK}")
+        if args.replay_events:
+            from bench.replay import measure
+            measure(args.replay_events)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -47,19 +47,24 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--no-lake", action="store_true", help="skip the views-and-lake run")
     args = parser.parse_args()
+    measure(args.events, lake=not args.no_lake)
+
+
+def measure(events_wanted: int, lake: bool = True) -> None:
+    """Produce `events_wanted` events on a private stack, replay them (views; then views and lake), print."""
     from buyit import replay
     with private_stack("replay", services_only=True) as stack:
         settings = stack.settings.model_copy(update={"database_url": stack.env["DATABASE_URL"],
                                                      "redis_url": stack.env["REDIS_URL"],
                                                      "kafka_bootstrap_servers": stack.env["KAFKA_BOOTSTRAP_SERVERS"]})
         started = time.perf_counter()
-        events, made = produce(settings.brokers, args.events)
+        events, made = produce(settings.brokers, events_wanted)
         print(f"produced {events:,} events in {time.perf_counter() - started:.1f} s ({made:.1f} s to simulate them)",
               file=sys.stderr)
         views = replay.run(settings, "bench_views", progress=sys.stderr.isatty())
         print(f"views: {views.events:,} events in {views.seconds:.2f} s: {views.rate:,.0f} events/s")
         print("  " + "\n  ".join(views.lines()[1:]))
-        if not args.no_lake:
+        if lake:
             both = replay.run(settings, "bench_lake", lake=stack.data / "lake-bench", progress=sys.stderr.isatty())
             lake_rows = both.written["lake events"] + both.written["lake fact rows"]
             print(f"views + lake: {both.events:,} events in {both.seconds:.2f} s: {both.rate:,.0f} events/s, "

@@ -91,11 +91,15 @@ def keyed_views(kv):
 
 def latest_states(batch: list) -> list:
     """The newest state of each aggregate in a batch, at its last place: rows and cart views are made once
-    per aggregate and batch, not once per event (the older ones would be no-ops at the sinks anyway)."""
+    per aggregate and batch, not once per event (the older ones would be no-ops at the sinks anyway).
+
+    A buyer's cart aggregate moves on to a new cart (a new row) when the old one ends: the old cart's
+    last state is kept too, or its final row (COMPLETED, EXPIRED) would never be written."""
     newest: dict = {}
     for _, (key, changed) in batch:
-        newest.pop(key, None)
-        newest[key] = changed
+        ident = (key, getattr(changed[1], "cart_id", None))
+        newest.pop(ident, None)
+        newest[ident] = changed
     return list(newest.values())
 
 

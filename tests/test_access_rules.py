@@ -221,6 +221,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/ledger/transactions"): Rule(ADMINS, _get("/api/ledger/transactions")),
     ("GET", "/api/admin/analytics/sales-per-minute"): Rule(ADMINS, _get("/api/admin/analytics/sales-per-minute")),
     ("GET", "/api/admin/analytics/stock-alerts"): Rule(SELLERS, _get("/api/admin/analytics/stock-alerts")),
+    ("GET", "/api/analytics/{name}"): Rule(SELLERS, _get("/api/analytics/sales-by-seller")),
+    ("GET", "/api/analytics/windows"): Rule(SELLERS, _get("/api/analytics/windows")),
+    ("GET", "/api/analytics/windows/funnel"): Rule(ADMINS, _get("/api/analytics/windows/funnel")),
+    ("GET", "/api/analytics/sellers"): Rule(ADMINS, _get("/api/analytics/sellers")),
+    # the page and its assets are public: they hold no data, the page signs in with a token it sends itself
+    ("GET", "/dashboard"): Rule(PUBLIC, _get("/dashboard")),
+    ("GET", "/dashboard/{asset}"): Rule(PUBLIC, _get("/dashboard/dashboard.js")),
 }
 
 PROTECTED = sorted(k for k, rule in RULES.items() if rule.roles)
@@ -390,6 +397,9 @@ OWNED: dict[str, tuple[str, str, Callable[[World], Req], tuple[int, ...]]] = {
     "stock set": ("seller", "other_seller", lambda w: Req(
         "PUT", "/api/inventory/stock", {"productId": w.product_id, "totalQuantity": 1000}), (403,)),
     "stock alerts": ("seller", "other_seller", _get("/api/admin/analytics/stock-alerts", sellerId="{w.seller.user_id}"), (403,)),
+    "named analytics": ("seller", "other_seller", _get("/api/analytics/sales-by-seller", sellerId="{w.seller.user_id}"),
+                        (403,)),
+    "live windows": ("seller", "other_seller", _get("/api/analytics/windows", sellerId="{w.seller.user_id}"), (403,)),
     "payable account": ("seller", "other_seller", _get("/api/ledger/accounts/{w.payable}"), (403,)),
     "revenue account": ("admin", "seller", _get("/api/ledger/accounts/BUYIT_REVENUE"), (403,)),
     "clearing account": ("admin", "seller", _get("/api/ledger/accounts/STRIPE_CLEARING"), (403,)),
@@ -577,6 +587,10 @@ QUERIES: dict[str, tuple[str, str, dict]] = {
     "stock alerts": (SELLER, "/api/admin/analytics/stock-alerts", {"limit": ("0", "1001", "x")}),
     "sales": (ADMIN, "/api/admin/analytics/sales-per-minute", {"since": ("yesterday", "2024-13-45", "1e309", "6.103515625e-05", "1700000000")}),
     "ledger account": (SELLER, "/api/ledger/accounts/{payable}", {"currency": ("usd", "USDX", "")}),
+    "named analytics": (ADMIN, "/api/analytics/sales-by-seller",
+                        {"bucket": ("week", ""), "limit": ("0", "1001", "x"), "since": ("yesterday", "1700000000"),
+                         "until": ("2024-13-45",)}),
+    "live windows": (SELLER, "/api/analytics/windows", {"since": ("yesterday", "1700000000")}),
 }
 PAGED = {"browse", "by seller", "orders", "payments", "shipments", "transactions"}
 

@@ -33,5 +33,7 @@ def test_results_keep_the_first_answer_and_go_after_their_ttl(stack):
     with psycopg.connect(url) as conn:
         held = dict(conn.execute("SELECT command_id, result FROM command_results WHERE command_id IN (%s, %s)",
                                  (old, fresh)).fetchall())
+        conn.execute("DELETE FROM command_results WHERE command_id = %s", (fresh,))  # not in the log: a replay
+        conn.commit()                                                                 # of the stack would lack it
     assert old not in held  # answered in 2020: past the hour, deleted with the next batch
     assert held[fresh]["payload"]["status"] == 200, json.dumps(held[fresh])

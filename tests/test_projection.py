@@ -63,3 +63,14 @@ def test_a_gap_in_the_versions_is_reported_not_hidden():
     assert [(d["reason"], d["key"]) for d in dead] == [("version_gap", "p3")]
     assert "version 3 after 1" in dead[0]["error"]
     assert [(r["total_quantity"], r["version"]) for r in stock_rows(rows, "p3")] == [(0, 1), (4, 3)]
+
+
+def test_a_batch_keeps_the_last_state_of_each_cart_of_a_buyer():
+    """Coalescing a batch by aggregate must not drop a buyer's ended cart when the next one begins in it."""
+    from dataflows.project import latest_states
+    from state.cart import ACTIVE, COMPLETED, Cart
+    first, done, second = (Cart(cart_id="c1", buyer_id="b", version=1), Cart(cart_id="c1", buyer_id="b", status=COMPLETED,
+                                                                               version=2),
+                           Cart(cart_id="c2", buyer_id="b", status=ACTIVE, version=3))
+    batch = [("view", ("cart:b", ("cart", state))) for state in (first, done, second)]
+    assert latest_states(batch) == [("cart", done), ("cart", second)]
