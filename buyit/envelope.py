@@ -152,7 +152,8 @@ def command_envelope(command: Command, key: str, correlation_id: str | None = No
 
 def fingerprint(payload: dict) -> str:
     """What makes two commands "the same request": the payload without its id and clock."""
-    body = {k: v for k, v in payload.items() if k not in ("commandId", "now")}
+    # what the request observed rather than asked (the clock, the catalog at checkout) may differ on a retry
+    body = {k: v for k, v in payload.items() if k not in ("commandId", "now", "listings")}
     return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
 
 

@@ -91,6 +91,16 @@ class LapseReservation(Command):
     seq: int = 0  # the newest request the lapsed hold answered
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What the catalog said of a product when the buyer checked out."""
+
+    product_id: str
+    price_cents: int
+    currency: str
+    active: bool
+
+
 @message
 class Checkout(Command):
     buyer_id: str
@@ -98,6 +108,7 @@ class Checkout(Command):
     payment_id: str
     allocation_ttl_s: int
     fee_bps: int
+    listings: tuple[Listing, ...] = ()  # the cart's products as listed now (older records: none, no check)
 
 
 @message
@@ -203,6 +214,29 @@ class CartCheckedOut(Event):
     allocation_ttl_s: int
     fee_bps: int
     gives_up_at: datetime | None = None  # older records: no deadline
+
+
+@dataclass(frozen=True)
+class Repriced:
+    product_id: str
+    was_cents: int
+    price_cents: int
+    currency: str
+
+
+@message
+class CartItemsRepriced(Event):
+    """Checkout found prices changed since the items were added: the cart now holds the listed prices, and the
+    buyer is told so (409) and checks out again at the new total, never charged a price it was not shown."""
+
+    cart_id: str
+    changes: tuple[Repriced, ...]
+
+    def rejection(self) -> Rejection:
+        return Rejection("price_changed", "prices changed since the items were added; check out again at the "
+                         "new total", 409, {"items": [{"productId": c.product_id, "wasCents": c.was_cents,
+                                                        "priceCents": c.price_cents, "currency": c.currency}
+                                                       for c in self.changes]})
 
 
 @message
@@ -334,6 +368,11 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
                              {"orderId": state.order_id})
         case Checkout() if state.cart_id is None or state.status != ACTIVE or not _held(state):
             return Rejection("empty_cart", "the cart has no items", 409)
+        case Checkout() if (gone := _unlisted(state, command.listings)):
+            return Rejection("product_unavailable", "an item is no longer for sale: remove it to check out", 409,
+                             {"productIds": gone})
+        case Checkout() if (changes := _repriced(state, command.listings)):
+            return [CartItemsRepriced(cart_id=state.cart_id, changes=changes)]
         case Checkout():
             return [CartCheckedOut(cart_id=state.cart_id, buyer_id=state.buyer_id, order_id=command.order_id,
                                    payment_id=command.payment_id, items=_held(state),
@@ -363,6 +402,19 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
 def _held(state: Cart) -> tuple[Item, ...]:
     """The items that hold units (an item shows only once its reservation is confirmed)."""
     return tuple(i for i in state.items.values() if i.quantity > 0)
+
+
+def _unlisted(state: Cart, listings: tuple[Listing, ...]) -> list[str]:
+    """Held products the catalog no longer offers (a product the listings do not name is not checked)."""
+    listed = {entry.product_id: entry for entry in listings}
+    return [i.product_id for i in _held(state) if i.product_id in listed and not listed[i.product_id].active]
+
+
+def _repriced(state: Cart, listings: tuple[Listing, ...]) -> tuple[Repriced, ...]:
+    listed = {entry.product_id: entry for entry in listings}
+    return tuple(Repriced(i.product_id, i.price_cents, listed[i.product_id].price_cents, listed[i.product_id].currency)
+                 for i in _held(state) if i.product_id in listed
+                 and (listed[i.product_id].price_cents, listed[i.product_id].currency) != (i.price_cents, i.currency))
 
 
 def _answered(state: Cart, reservation_id: str, seq: int) -> bool:
@@ -435,6 +487,11 @@ def evolve(state: Cart, event: Event) -> Cart:
                           gives_up_at=event.gives_up_at)
         case CartCompleted():
             new = replace(state, status=COMPLETED)
+        case CartItemsRepriced():
+            prices = {c.product_id: c for c in event.changes}
+            new = replace(state, items={pid: replace(i, price_cents=prices[pid].price_cents,
+                                                     currency=prices[pid].currency) if pid in prices else i
+                                        for pid, i in state.items.items()})
         case _:
             new = state
     return replace(new, version=state.version + 1)

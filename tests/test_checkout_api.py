@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import eventually
-from tests.payments import intent_of, intent_status, pay, signed_event
+from tests.payments import intent_of, intent_status, pay, signed_event, stripe_client
 from tests.test_cart_api import add, listed_product, stock
 
 pytestmark = pytest.mark.integration
@@ -224,3 +224,38 @@ def test_a_seller_paid_in_two_currencies_keeps_two_balances_and_its_account_open
     assert (eur["currency"], eur["balanceCents"]) == ("EUR", 1800)
     assert seller.get(f"/api/ledger/accounts/{account}", params={"currency": "eur"}).status_code == 422
     assert client("SELLER").get(f"/api/ledger/accounts/{account}").status_code == 403
+
+
+def test_a_price_changed_while_in_the_cart_is_shown_before_it_is_charged(client, stack):
+    seller, pid = listed_product(client, 5, price_cents=1000)
+    buyer = client("BUYER")
+    assert add(buyer, pid, 2).status_code == 201
+    assert seller.put(f"/api/catalog/products/{pid}", json={"priceCents": 1500}).status_code == 200
+    eventually(lambda: client().get(f"/api/catalog/products/{pid}").json()["priceCents"] == 1500, what="repriced")
+
+    r = checkout(buyer)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "price_changed"
+    assert r.json()["items"] == [{"productId": pid, "wasCents": 1000, "priceCents": 1500, "currency": "USD"}]
+    eventually(lambda: buyer.get("/api/cart").json()["totalCents"] == 3000, what="the cart at the new price")
+
+    paid = checkout(buyer)  # the buyer saw the new total and checks out again
+    assert paid.status_code == 201, paid.text
+    order_of(buyer, paid.json()["orderId"], totalCents=3000)
+    assert stripe_client(stack).v1.payment_intents.retrieve(intent_of(paid.json()["clientSecret"])).amount == 3000
+
+
+def test_a_product_taken_off_sale_while_in_the_cart_cannot_be_checked_out(client):
+    seller, pid = listed_product(client, 5)
+    buyer = client("BUYER")
+    assert add(buyer, pid, 1).status_code == 201
+    assert seller.put(f"/api/catalog/products/{pid}", json={"status": "INACTIVE"}).status_code == 200
+    eventually(lambda: seller.get(f"/api/catalog/products/{pid}").json()["status"] == "INACTIVE", what="off sale")
+
+    r = checkout(buyer)
+    assert r.status_code == 409, r.text
+    assert (r.json()["error"], r.json()["productIds"]) == ("product_unavailable", [pid])
+    item = buyer.get("/api/cart").json()["items"][0]
+    assert buyer.delete(f"/api/cart/items/{item['itemId']}").status_code == 200
+    eventually(lambda: seller.get(f"/api/inventory/stock/{pid}").json()["availableQuantity"] == 5,
+               what="the units back")

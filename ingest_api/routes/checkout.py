@@ -15,7 +15,7 @@ from ingest_api.auth import BuyerOrAdmin
 from ingest_api.commands import RETRY_AFTER_S, checked_id, command_id, now, pending, refusal, send
 from ingest_api.errors import ApiError, not_found
 from ingest_api.reads import json_value
-from state.cart import Checkout
+from state.cart import Checkout, Listing
 from state.common import derived_id
 from state.stripe_actions import payment_attempt
 
@@ -37,7 +37,8 @@ async def checkout(request: Request, actor: BuyerOrAdmin):
     started = time.monotonic()
     result = await send(request, "cart", actor.user_id, Checkout(
         command_id=cid, now=now(), actor=actor, buyer_id=actor.user_id, order_id=order_id, payment_id=payment_id,
-        allocation_ttl_s=settings.buyit_hard_reservation_ttl_s, fee_bps=settings.buyit_platform_fee_bps))
+        allocation_ttl_s=settings.buyit_hard_reservation_ttl_s, fee_bps=settings.buyit_platform_fee_bps,
+        listings=await _listings(request, actor.user_id)))
     if result is None:
         return pending(cid, orderId=order_id, paymentId=payment_id)
     if not result.ok:
@@ -53,6 +54,20 @@ async def checkout(request: Request, actor: BuyerOrAdmin):
                        retry_after=RETRY_AFTER_S, orderId=order_id) from err
     return JSONResponse({"orderId": order_id, "paymentId": payment_id, "clientSecret": client_secret,
                          "checkoutUrl": f"{settings.public_url}/checkout/{payment_id}"}, 201)
+
+
+# The buyer's open cart's products as the catalog lists them now: the cart refuses an item no longer for
+# sale and takes a changed price before anything is charged.
+_LISTINGS = """SELECT p.product_id, p.price_cents, p.currency, p.status FROM carts c
+               CROSS JOIN LATERAL jsonb_array_elements(c.items) AS i
+               JOIN products p ON p.product_id = i->>'productId'
+               WHERE c.buyer_id = %s AND c.status = 'ACTIVE'"""
+
+
+async def _listings(request: Request, buyer_id: str) -> tuple[Listing, ...]:
+    rows = await request.app.state.reads.all(_LISTINGS, buyer_id)
+    return tuple(Listing(product_id=r["product_id"], price_cents=r["price_cents"], currency=r["currency"].strip(),
+                         active=r["status"] == "ACTIVE") for r in rows)
 
 
 async def _intent_of(request: Request, order_id: str, payment_id: str, wait_s: float) -> str | None:

@@ -281,9 +281,14 @@ def lapse_reservation(*, reservation_id=None, now=LATER, command_id="lapse-1", s
 
 
 def checkout(*, order_id="order-1", payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000, now=LATER,
-             command_id="checkout-1"):
+             command_id="checkout-1", listings=()):
     return cart.Checkout(command_id=command_id, now=now, actor=A_BUYER, buyer_id=BUYER_ID, order_id=order_id,
-                         payment_id=payment_id, allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps)
+                         payment_id=payment_id, allocation_ttl_s=allocation_ttl_s, fee_bps=fee_bps, listings=listings)
+
+
+def listing(price_cents=1299, *, product_id=PRODUCT_ID, currency="USD", active=True):
+    """A product as the catalog lists it at checkout."""
+    return cart.Listing(product_id=product_id, price_cents=price_cents, currency=currency, active=active)
 
 
 def close_cart(status, *, cart_id=CART_ID, order_id="order-1", now=LATER, command_id="close-1"):

@@ -9,7 +9,7 @@ import pytest
 from state import cart, inventory, order
 from state.cart import ABANDONED, ACTIVE, CHECKOUT, COMPLETED, EXPIRED
 from state.common import Expire, Stamp, derived_id
-from tests.state.given import (BUYER_ID, CART_ID, CART_TTL_S, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER_ID,
+from tests.state.given import (BUYER_ID, CART_ID, PRODUCT_ID, listing, CART_TTL_S, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER_ID,
                                RESERVATION_TTL_S, SELLER_ID, Rejected, add_item, assert_outcome, cart_abandoned,
                                cart_completed, cart_created, cart_item, change_item, checked_out, checkout,
                                close_cart, confirm_reservation, decide, fold, from_before, item_confirmed,
@@ -262,6 +262,29 @@ class TestCheckout:
     ])
     def test_decide(self, given, when, then):
         assert_outcome(decide(cart, given, when), then)
+
+    REPRICED = cart.CartItemsRepriced(cart_id=CART_ID, changes=(cart.Repriced(PRODUCT_ID, 1299, 1499, "USD"),))
+
+    @pytest.mark.parametrize("given, when, then", [
+        pytest.param(HOLDING, checkout(listings=(listing(1299),)), [checked_out((MUG,))],
+                     id="a_price_unchanged_checks_out"),
+        pytest.param(HOLDING, checkout(listings=(listing(1499),)), [REPRICED],
+                     id="a_changed_price_is_taken_and_the_buyer_asked_again"),
+        pytest.param([*HOLDING, REPRICED], checkout(command_id="checkout-2", listings=(listing(1499),)),
+                     [checked_out((cart_item(2, price_cents=1499),))], id="at_the_new_price_it_checks_out"),
+        pytest.param(HOLDING, checkout(listings=(listing(1299, active=False),)),
+                     Rejected("product_unavailable", 409, {"productIds": [PRODUCT_ID]}),
+                     id="a_product_no_longer_for_sale_refuses_the_checkout"),
+        pytest.param(HOLDING, checkout(listings=(listing(1, product_id="product-9", active=False),)),
+                     [checked_out((MUG,))], id="listings_of_products_not_held_do_not_matter"),
+    ])
+    def test_the_catalog_at_checkout(self, given, when, then):
+        assert_outcome(decide(cart, given, when), then)
+
+    def test_a_repricing_answers_409_with_the_new_prices(self):
+        assert self.REPRICED.rejection().code == "price_changed"
+        assert self.REPRICED.rejection().details == {
+            "items": [{"productId": PRODUCT_ID, "wasCents": 1299, "priceCents": 1499, "currency": "USD"}]}
 
     def test_a_snapshot_from_before_orders_were_remembered_still_checks_out(self):
         old = from_before(fold(cart, HOLDING), "orders")
