@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -56,17 +57,26 @@ def stack():
     shutil.rmtree(data, ignore_errors=True)
 
 
+@contextmanager
+def private_stack(name: str, **overrides):
+    """A stack of a test module's own (`overrides` are settings), for tests that stop its parts or need
+    other settings; stopped and its data removed on exit."""
+    from buyit.stack import Stack
+    data = Path(tempfile.mkdtemp(prefix=f"buyit-{name}-"))
+    running = Stack(test_settings(data, **overrides)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def short_ttl_stack():
     """A private stack whose reservations and carts expire in seconds."""
-    from buyit.stack import Stack
-    data = Path(tempfile.mkdtemp(prefix="buyit-ttl-"))
-    settings = test_settings(data, buyit_soft_reservation_ttl_s=4, buyit_cart_ttl_s=3,
-                             buyit_hard_reservation_ttl_s=4)
-    running = Stack(settings).start()
-    yield running
-    running.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    with private_stack("ttl", buyit_soft_reservation_ttl_s=4, buyit_cart_ttl_s=3,
+                       buyit_hard_reservation_ttl_s=4) as running:
+        yield running
 
 
 def _report_cluster(stack, path: str | None) -> None:

@@ -30,7 +30,7 @@ from typing import Callable
 import jwt
 import pytest
 
-from buyit.identity import _key_path, _private_key, kid, mint
+from buyit.identity import _key_path, _private_key, kid
 from ingest_api.commands import idempotent_command_id
 from tests.conftest import Client
 from tests.helpers import eventually, read_topic

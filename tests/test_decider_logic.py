@@ -7,7 +7,6 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 
 from buyit.envelope import command_envelope, decode
 from dataflows import decider

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import httpx
 import pytest
 
 from ingest_api.routes import system
-from tests.conftest import test_settings as stack_settings
+from tests.conftest import private_stack
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -21,12 +17,8 @@ PARTS = {"commands", "broker", "postgres", "redis", "projection"}
 @pytest.fixture(scope="module")
 def own_stack():
     """A private stack: this test stops its parts."""
-    from buyit.stack import Stack
-    data = Path(tempfile.mkdtemp(prefix="buyit-health-"))
-    running = Stack(stack_settings(data)).start()
-    yield running
-    running.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    with private_stack("health") as running:
+        yield running
 
 
 def health(stack) -> httpx.Response:

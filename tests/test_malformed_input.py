@@ -12,8 +12,6 @@ import collections
 import concurrent.futures
 import json
 import re
-import shutil
-import tempfile
 import time
 import threading
 import uuid
@@ -27,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Client
-from tests.conftest import test_settings as stack_settings  # aliased so pytest does not collect it
+from tests.conftest import private_stack as stack_of_its_own  # the fixture below takes the name
 from tests.helpers import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -498,12 +496,8 @@ def test_token_user_id_with_nul_is_refused_on_reads(world, stack):
 @pytest.fixture(scope="module")
 def private_stack():
     """A stack of its own, for a test that may kill a dataflow."""
-    from buyit.stack import Stack
-    data = Path(tempfile.mkdtemp(prefix="buyit-nul-"))
-    running = Stack(stack_settings(data)).start()
-    yield running
-    running.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    with stack_of_its_own("nul") as running:
+        yield running
 
 
 # Found here: before 4ad64fd the command answered 201 and its event then killed the projection dataflow for good

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import Client, test_settings as stack_settings
+from tests.conftest import Client, private_stack
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -18,12 +15,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def impatient_stack():
     """A stack whose API does not wait for results at all."""
-    from buyit.stack import Stack
-    data = Path(tempfile.mkdtemp(prefix="buyit-202-"))
-    running = Stack(stack_settings(data, buyit_command_wait_s=0.0)).start()
-    yield running
-    running.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    with private_stack("202", buyit_command_wait_s=0.0) as running:
+        yield running
 
 
 def test_202_then_poll_for_the_result(impatient_stack):

@@ -144,19 +144,11 @@ def test_client_secrets_stay_out_of_the_log_and_the_views(client, stack):
 @pytest.fixture(scope="module")
 def stripe_down_stack():
     """A stack whose Stripe does not answer (nothing listens at its address), and a worker that gives up fast."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     from buyit.processes import free_port
-    from buyit.stack import Stack
-    from tests.conftest import test_settings
-    data = Path(tempfile.mkdtemp(prefix="buyit-nostripe-"))
-    running = Stack(test_settings(data, stripe_api_base=f"http://127.0.0.1:{free_port()}",
-                                  buyit_stripe_patience_s=1.0)).start()
-    yield running
-    running.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    from tests.conftest import private_stack
+    with private_stack("nostripe", stripe_api_base=f"http://127.0.0.1:{free_port()}",
+                       buyit_stripe_patience_s=1.0) as running:
+        yield running
 
 
 def test_stripe_unreachable_at_checkout_cancels_the_order_and_releases_its_stock(stripe_down_stack):

@@ -1,7 +1,6 @@
 """Analytics over the Parquet lake: the named queries under /api/analytics/{name} (a seller sees its own
 figures, an admin everyone's), and the older admin pair (sales per seller per minute, low-stock alerts)."""
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query

@@ -16,8 +16,6 @@ from datetime import UTC, datetime, timedelta
 from buyit.envelope import Envelope, to_wire
 from state import cart, catalog, inventory, ledger, order, payment
 from state.common import type_name
-from state.money import split
-from state.user import payable_account
 
 T0 = datetime(2025, 3, 1, 8, tzinfo=UTC)  # the day runs past midnight: two day partitions
 CATEGORIES = ("books", "games", "garden", "kitchen", "music", "shoes", "tools", "toys")
