@@ -162,7 +162,10 @@ class Supervisor:
                 child.process.wait(10)
 
     def relaunch(self, name: str) -> Child:
-        """Start a child that has exited again, as it was started, in its place in the stop order."""
+        """Start a child that has exited again, as it was started, in its place in the stop order.
+
+        Like `start`, call it from a thread that lives as long as the child: the parent-death signal
+        fires when the *thread* that forked the child exits, not only the process."""
         for index, child in enumerate(self.children):
             if child.name == name:
                 if child.process.poll() is None:

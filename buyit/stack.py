@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +61,12 @@ class Stack:
     def stop(self) -> None:
         self.supervisor.stop()
 
-    def restart(self, name: str, timeout: float = 120) -> None:
-        """Crash one named child (`kill -9`, its whole process group), start it again as it was started,
-        and wait until it listens again (the broker, a store, an API process); a dataflow is just started.
-        Fault-injection tests (tests/faults) crash the parts of a running stack with this."""
+    def restart(self, name: str, down_s: float = 0.0, timeout: float = 120) -> None:
+        """Crash one named child (`kill -9`, its whole process group), leave it down `down_s`, start it
+        again as it was started, and wait until it listens again (the broker, a store, an API process); a
+        dataflow is just started. Fault-injection tests (tests/faults) crash a running stack's parts so."""
         self.supervisor.kill(name)
+        time.sleep(down_s)
         if name == "postgres":  # a killed postmaster leaves its lock behind
             _clear_stale_postmaster_lock(self.data / "postgres")
         self.supervisor.relaunch(name)
