@@ -11,10 +11,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ingest_api.bus import CommandBus, Result
-from ingest_api.errors import ApiError, not_found
+from ingest_api.errors import RETRY_AFTER_S, ApiError, not_found
 from state.common import Actor
 
-RETRY_AFTER_S = 2
 _ID = re.compile(r"^[A-Za-z0-9_.:@|-]{1,128}$")
 
 
