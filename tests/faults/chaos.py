@@ -63,13 +63,15 @@ class Chaos:
             self.errors.append(f"{type(err).__name__}: {err}")
 
     def _schedule(self):
+        """`kills_per_kind` of each kind in a seeded order; without it, round after round of every kind,
+        each round in a seeded order (so a short run still crashes every kind)."""
         if self.kills_per_kind is not None:
             plan = [k for k in self.kinds for _ in range(self.kills_per_kind)]
             self.rng.shuffle(plan)
             yield from plan
             return
         while True:
-            yield self.rng.choice(self.kinds)
+            yield from self.rng.sample(self.kinds, len(self.kinds))
 
     def crash(self, kind: str) -> Outage:
         down = self.rng.uniform(*self.down_s)
