@@ -92,3 +92,11 @@ def test_a_replay_decides_in_the_order_of_the_log_whatever_the_timing():
     # the ReserveStock was written after the SetStock, so it is decided after it: 2 of 5 reserved
     assert "StockReserved" in types(first, "inventory.events")
 
+
+def test_a_retry_while_its_chain_is_under_way_is_not_answered_before_the_chain():
+    """The add's answer comes from inventory (reserved or refused). A retry of it (same command id)
+    read before then must not be answered "ok" from the cart's view: found by tests/faults, where an
+    add was told 201 whose units inventory refused."""
+    outputs = run_through_kafka([*stocked(1), add(5), add(5)])
+    answers = [decode(v) for t, _, v in outputs if t == "command.results" and decode(v).correlation_id == "add-1"]
+    assert [a.payload.get("error") for a in answers] == ["insufficient_stock"], [a.payload for a in answers]
