@@ -17,10 +17,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 SEED = int(os.environ.get("BUYIT_FAULTS_SEED", "11"))
 
-# Checks a crash of the decision dataflow still breaks (see `test_every_answer_is_applied_exactly_once`).
-REPLAY_ORDER_DEPENDENT = ("identical duplicates", "contiguous versions", "2xx applied once", "payments settled once",
-                          "stock adds up", "views equal a rebuild")
-
 
 @pytest.fixture(scope="module")
 def report(crash_stack) -> Report:
@@ -41,12 +37,18 @@ def test_every_part_is_crashed_recovers_and_every_request_is_answered(report):
         assert report.problems[check] == [], lines
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "A crash of the decision dataflow re-decides the commands after its last snapshot in another interleaving "
-    "of its input topics than the first time, while what it had already written stays in Kafka: the same event "
-    "ids with other bytes, two events under one version, answers contradicting the log, views skipping an "
-    "event (see the fault-injection report)"))
 def test_every_answer_is_applied_exactly_once(report):
     assert report.settled, "\n".join(report.lines())
-    failed = {check: problems for check, problems in report.problems.items() if problems}
+    failed = {check: problems for check, problems in report.problems.items()
+              if problems and check != "order-dependent views equal a rebuild"}
     assert failed == {}, "\n".join(report.lines())
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "open: views that depend on the order the projection reads its topics in. After crashes of the projection "
+    "a minute's window sums may differ from a rebuild by a fact (cart_funnel_minutes.paid 32 live, 33 rebuilt, "
+    "seed 11): the on-time/late split and the fact-count version guard of window rows follow arrival order. "
+    "A seller paid in two currencies has its payable account row in the currency of whichever posting was "
+    "written first (EUR live, USD rebuilt, seed 11)"))
+def test_the_order_dependent_views_equal_a_rebuild(report):
+    assert report.problems["order-dependent views equal a rebuild"] == [], "\n".join(report.lines())
