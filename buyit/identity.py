@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -21,10 +23,17 @@ def _private_key(path: Path):
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        tmp = path.with_suffix(".tmp")
+        # Each maker writes its own file and links it in only if none is there yet: API replicas (or
+        # threads) starting together all end up with the first key made, never each with their own.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(pem)
         tmp.chmod(0o600)
-        tmp.replace(path)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 

@@ -78,6 +78,11 @@ class Child:
     name: str
     process: subprocess.Popen
     log: Path
+    # How it was started, so `Supervisor.relaunch` can start it again the same way.
+    argv: list[str] = field(default_factory=list)
+    env: dict | None = None
+    user: str | None = None
+    cwd: Path | None = None
 
     @property
     def tier(self) -> str:
@@ -96,6 +101,11 @@ class Supervisor:
 
     def start(self, name: str, argv: list[str], env: dict | None = None, user: str | None = None,
               cwd: Path | None = None) -> Child:
+        child = self._launch(name, argv, env, user, cwd)
+        self.children.append(child)
+        return child
+
+    def _launch(self, name: str, argv: list[str], env: dict | None, user: str | None, cwd: Path | None) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
@@ -103,9 +113,7 @@ class Supervisor:
                                        env={**os.environ, **(env or {})}, user=user, cwd=cwd,
                                        start_new_session=True,
                                        preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None)
-        child = Child(name, process, log)
-        self.children.append(child)
-        return child
+        return Child(name, process, log, list(argv), env, user, cwd)
 
     def check_alive(self) -> None:
         """Raise if a child has died, with the tail of its log."""
@@ -143,6 +151,28 @@ class Supervisor:
                     _signal_group(child.process, signal.SIGKILL)
                     child.process.wait(5)
                 self.children.remove(child)
+
+
+    def kill(self, name: str) -> None:
+        """`kill -9` one child and its process group (a crash, for fault-injection tests); it stays in
+        `children`, dead, until `relaunch` starts it again."""
+        for child in self.children:
+            if child.name == name:
+                _signal_group(child.process, signal.SIGKILL)
+                child.process.wait(10)
+
+    def relaunch(self, name: str) -> Child:
+        """Start a child that has exited again, as it was started, in its place in the stop order.
+
+        Like `start`, call it from a thread that lives as long as the child: the parent-death signal
+        fires when the *thread* that forked the child exits, not only the process."""
+        for index, child in enumerate(self.children):
+            if child.name == name:
+                if child.process.poll() is None:
+                    raise RuntimeError(f"{name} is still running (pid {child.process.pid})")
+                self.children[index] = self._launch(name, child.argv, child.env, child.user, child.cwd)
+                return self.children[index]
+        raise KeyError(f"no child named {name!r}")
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -6,10 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buyit.processes import Supervisor, claim_port, free_port, port_open, wait_for
+from buyit.processes import ChildDied, Supervisor, claim_port, free_port, port_open, wait_for
 from buyit.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -59,6 +60,34 @@ class Stack:
 
     def stop(self) -> None:
         self.supervisor.stop()
+
+    def restart(self, name: str, down_s: float = 0.0, timeout: float = 120) -> None:
+        """Crash one named child (`kill -9`, its whole process group), leave it down `down_s`, start it
+        again as it was started, and wait until it listens again (the broker, a store, an API process); a
+        dataflow is just started. Fault-injection tests (tests/faults) crash a running stack's parts so."""
+        self.supervisor.kill(name)
+        time.sleep(down_s)
+        if name == "postgres":  # a killed postmaster leaves its lock behind
+            _clear_stale_postmaster_lock(self.data / "postgres")
+        self.supervisor.relaunch(name)
+        port = self._port_of(name)
+        if port is not None:
+            wait_for(lambda: self._alive(name) and port_open(port), timeout, f"{name} to listen on {port} again",
+                     interval=0.1)
+
+    def _alive(self, name: str) -> bool:
+        child = next(c for c in self.supervisor.children if c.name == name)
+        if child.process.poll() is not None:
+            raise ChildDied(f"{name} exited with {child.process.returncode} on restart")
+        return True
+
+    def _port_of(self, name: str) -> int | None:
+        """The port a child listens on (None for a dataflow)."""
+        s = self.settings
+        if name == "api" or name.startswith("api-"):
+            return self._api_ports[0 if name == "api" else int(name.split("-")[1]) - 1]
+        return {"kafka": s.buyit_kafka_port, "postgres": s.buyit_pg_port, "valkey": s.buyit_redis_port,
+                "localstripe": s.buyit_stripe_port}.get(name)
 
     def settings_for_children(self) -> Settings:
         return Settings(**{k.lower(): v for k, v in self.env.items() if k.lower() in Settings.model_fields})

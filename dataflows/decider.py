@@ -122,7 +122,10 @@ class DeciderLogic(StatefulLogic):
         if remembered is not None:
             fp, answer = remembered
             if fp == fingerprint(envelope.payload):  # a retry: answer again, decide nothing new
-                return [answer or self._answer(envelope, None, agg.view(slot.state))]
+                # No answer the first time: a later step of its chain gives it (a cart add is answered once
+                # inventory reserved or refused). Saying "ok" now would pre-empt that answer, and be wrong
+                # when it is a refusal (found by tests/faults: an add told 201 whose units were refused).
+                return [answer] if answer else []
             rejection = Rejection("idempotency_conflict",
                                   "this idempotency key was already used for a different request", 422)
             return [self._answer(envelope, rejection, None)]

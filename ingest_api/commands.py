@@ -12,10 +12,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ingest_api.bus import CommandBus, Result
-from ingest_api.errors import ApiError, not_found
+from ingest_api.errors import RETRY_AFTER_S, ApiError, not_found
 from state.common import Actor
 
-RETRY_AFTER_S = 2
 _ID = re.compile(r"^[A-Za-z0-9_.:@|-]{1,128}$")
 
 
@@ -78,13 +77,20 @@ def respond(result: Result | None, command_id: str, success_status: int = 200,
 
 
 async def send(request: Request, aggregate: str, key: str, command) -> Result | None:
-    """Send `command` to `aggregate` keyed by `key`; its result, or None while it is being decided."""
+    """Send `command` to `aggregate` keyed by `key`; its result, or None while it is being decided.
+
+    A retry (same `Idempotency-Key`) of a request whose chain was answered already gets no new answer
+    from the deciders: its first answer, as the projection recorded it, is the answer."""
     bus: CommandBus = request.app.state.bus
     try:
-        return await bus.send(aggregate, key, command)
+        result = await bus.send(aggregate, key, command)
     except RuntimeError as err:  # not acknowledged by the broker (or refused by it): nothing was accepted
         raise ApiError(503, "unavailable", f"the command could not be accepted: {err}",
                        retry_after=RETRY_AFTER_S) from err
+    if result is None and request.headers.get("idempotency-key"):
+        recorded = await request.app.state.reads.command_result(command.command_id)
+        result = Result.from_envelope(recorded) if recorded else None
+    return result
 
 
 async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200,

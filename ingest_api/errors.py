@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable
 
+import psycopg
 from fastapi import FastAPI, Request
+from psycopg_pool import PoolTimeout
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -73,6 +77,15 @@ def install(app: FastAPI, caller_first: Callable[[Request], Awaitable[None]] | N
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _views_unreachable(request: Request, exc: Exception):
+        # Postgres restarting (a connection cut by its exit, or none to be had): the caller's to retry,
+        # not our bug. A command already sent stays sent; a retry with its Idempotency-Key finds it.
+        log.warning("views unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(error_body("unavailable", "the views are unreachable for a moment; retry"), 503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -29,13 +29,14 @@ def _statement(row: Row) -> str:
 
 
 def latest_rows(rows: list[Row]) -> list[Row]:
-    """Keep only the row of each key that Postgres would keep (the others would be no-ops): the newest
-    version of a guarded row, the first of an insert-once row (a command's first answer stands)."""
+    """Keep only the row of each key that would stand after the batch (the others would be no-ops): the
+    newest version of a guarded row, the first of an unguarded one (insert-once: the first stands, as it
+    does across batches, so a replay in bigger batches writes the same views)."""
     newest: dict[tuple, Row] = {}
     for row in rows:
         ident = (row.table, tuple(row.values[k] for k in row.key))
         held = newest.get(ident)
-        if held is None or (row.guarded and row.values["version"] >= held.values["version"]):
+        if held is None or (row.guarded and row.values.get("version", 0) >= held.values.get("version", 0)):
             newest[ident] = row
     return list(newest.values())
 

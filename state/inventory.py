@@ -14,6 +14,7 @@ per-reservation `seq` and only a newer one applies, and a seller's absolute
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -373,11 +374,14 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
         case Expire():
             due = [state.reservations[i] for second in state.expiring if second <= command.now.timestamp()
                    for i in state.expiring[second]]
+            lapsed = [r for r in sorted(due, key=lambda r: (r.expires_at, r.reservation_id))
+                      if r.expires_at <= command.now]
+            # Each event states what is available after it: the units of the ones before it are back too.
+            after = itertools.accumulate((r.quantity for r in lapsed), initial=state.available)
             return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
                                        holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
-                                       kind=r.kind, available=state.available + r.quantity, seq=r.seq)
-                    for r in sorted(due, key=lambda r: (r.expires_at, r.reservation_id))
-                    if r.expires_at <= command.now]
+                                       kind=r.kind, available=available, seq=r.seq)
+                    for r, available in zip(lapsed, itertools.islice(after, 1, None))]
     return invalid(f"inventory does not handle {type(command).__name__}")
 
 

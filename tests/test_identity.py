@@ -73,3 +73,29 @@ def test_good_token_passes_and_jwks_is_served(stack, client):
     assert client("SELLER").post("/api/users/me").status_code == 201
     keys = client().get("/.well-known/jwks.json").json()["keys"]
     assert keys[0]["kid"] == kid(stack.settings) and keys[0]["alg"] == "RS256"
+
+
+def test_makers_racing_for_a_fresh_issuer_key_all_end_up_with_the_same_one(tmp_path):
+    """Two API replicas (or the fault suite's shopper threads) may mint before any key exists: they must
+    not trip over each other's file, nor each keep a key of its own."""
+    import threading
+
+    from buyit.identity import _private_key
+    path = tmp_path / "identity" / "issuer.pem"
+    barrier, keys, errors = threading.Barrier(8), [], []
+
+    def make():
+        barrier.wait()
+        try:
+            keys.append(_private_key.__wrapped__(path))
+        except Exception as err:  # noqa: BLE001 - what the race used to raise
+            errors.append(err)
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    numbers = {k.private_numbers().d for k in keys}
+    assert len(keys) == 8 and len(numbers) == 1
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind

@@ -80,3 +80,26 @@ def test_stop_goes_tier_by_tier_in_reverse_order_of_start(tmp_path):
                 assert when[b] - when[a] >= 0.25, f"{b} was signalled before {a} had stopped: {order}"
             if tier[a] == tier[b]:
                 assert abs(when[b] - when[a]) < 0.25, f"{a} and {b} should stop together: {order}"
+
+
+def test_kill_then_relaunch_starts_the_child_again_in_its_place(tmp_path):
+    """`kill` is a crash (SIGKILL to the group); `relaunch` starts the same command again, keeping the
+    child's place in the stop order."""
+    s = Supervisor(tmp_path)
+    try:
+        for name in ("kafka", "dataflow-decide", "api"):
+            s.start(name, ["sleep", "1000"])
+        before = s.children[1].process
+        s.kill("dataflow-decide")
+        assert before.poll() == -signal.SIGKILL
+        again = s.relaunch("dataflow-decide")
+        assert [c.name for c in s.children] == ["kafka", "dataflow-decide", "api"]
+        assert s.children[1] is again and again.process.poll() is None and again.argv == ["sleep", "1000"]
+        try:
+            s.relaunch("api")
+        except RuntimeError as err:
+            assert "still running" in str(err)
+        else:
+            raise AssertionError("relaunched a running child")
+    finally:
+        s.stop(timeout=2)

@@ -304,6 +304,8 @@ class TestState:
                                  reserved(3, reservation_id="r-3", expires_at=LATER + timedelta(seconds=5))])
         events = inventory.decide(state, Expire(command_id="tick", now=inventory.deadline(state)))
         assert [(e.reservation_id, e.quantity) for e in events] == [("r-1", 1), ("r-2", 2)]
+        # each states what is available after it (found by tests/faults: r-2 said 6, only its own units back)
+        assert [e.available for e in events] == [5, 7]
         after = fold(inventory, [*STOCKED, reserved(1, reservation_id="r-1", expires_at=first),
                                  reserved(2, reservation_id="r-2", expires_at=second),
                                  reserved(3, reservation_id="r-3", expires_at=LATER + timedelta(seconds=5)), *events])
