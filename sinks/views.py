@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,15 @@ def _user(state) -> list[Row]:
     return out
 
 
-def _payable_account_row(seller_id: str, currency: str) -> Row:
-    """The seller's payable account, opened once (its currency: the first it was opened in)."""
+def _payable_account_row(seller_id: str, currency: str, opened_at: datetime | None = None) -> Row:
+    """The seller's payable account. Its currency is the registration's, or else that of the earliest
+    posting: the projection reads different payments' events in no fixed order, so "the first one read"
+    would differ between the live views and a replay. The row's version says which wins: 0 for the
+    registration, minus the posting's epoch second for a posting (an earlier posting is "newer")."""
+    version = 0 if opened_at is None else -int(opened_at.timestamp())
     return Row("ledger_accounts", ("account_id",),
                {"account_id": payable_account(seller_id), "kind": "SELLER_PAYABLE", "owner_id": seller_id,
-                "balance_cents": 0, "currency": currency, "version": 0}, guarded=False)
+                "balance_cents": 0, "currency": currency, "version": version})
 
 
 def _product(state) -> list[Row]:
@@ -121,7 +126,7 @@ def _ledger(state) -> list[Row]:
             "direction": e.direction, "amount_cents": e.amount_cents, "currency": posted.currency}, guarded=False)
             for seq, e in enumerate(posted.entries)]
         # a seller's payable account exists from its first entry, whether or not the seller registered
-        out += [_payable_account_row(seller_id, posted.currency)
+        out += [_payable_account_row(seller_id, posted.currency, posted.posted_at)
                 for seller_id in dict.fromkeys(payable_owner(e.account_id) for e in posted.entries) if seller_id]
     return out
 

@@ -48,7 +48,7 @@ def test_every_answer_is_applied_exactly_once(report):
     "open: views that depend on the order the projection reads its topics in. After crashes of the projection "
     "a minute's window sums may differ from a rebuild by a fact (cart_funnel_minutes.paid 32 live, 33 rebuilt, "
     "seed 11): the on-time/late split and the fact-count version guard of window rows follow arrival order. "
-    "A seller paid in two currencies has its payable account row in the currency of whichever posting was "
-    "written first (EUR live, USD rebuilt, seed 11)"))
+    "(A two-currency seller's payable account row, the other case seen, now takes the earliest posting's "
+    "currency whatever the read order.)"))
 def test_the_order_dependent_views_equal_a_rebuild(report):
     assert report.problems["order-dependent views equal a rebuild"] == [], "\n".join(report.lines())
