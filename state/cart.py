@@ -345,7 +345,11 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
         case ConfirmReservation():
             item = state.by_reservation(command.reservation_id)
             if item is None or state.status != ACTIVE:
-                return []  # the cart moved on; inventory's own expiry or release will return the units
+                # The cart moved on (the item lapsed or was removed, the cart expired or is checked out):
+                # inventory's own expiry or release returns the units. The buyer's request still gets an
+                # answer: this step is the one that would have given it.
+                return Rejection("cart_changed", "the cart changed before the units were reserved; they go back",
+                                 409, {"status": state.status})
             return [CartItemConfirmed(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                       quantity=command.quantity, seq=command.seq)]
         case RefuseReservation():
