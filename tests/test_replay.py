@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from buyit import replay
 from buyit.cli import app
+from tests.conftest import private_stack
 from tests.helpers import eventually
 from tests.payments import pay
 from tests.test_cart_api import add, listed_product
@@ -63,6 +64,14 @@ def every_row(url: str) -> dict:
 def cache(r: redis.Redis, prefix: str = "") -> dict:
     keys = list(r.scan_iter(match=f"{prefix}cart:*"))
     return {k.decode()[len(prefix):]: json.loads(v) for k, v in zip(keys, r.mget(keys) if keys else [])}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """A stack of this module's own: a replay reads the whole log, and must not meet what other tests left in
+    the shared one (their deliberate poison, rows they wrote by hand)."""
+    with private_stack("replay") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
