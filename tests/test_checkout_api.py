@@ -230,6 +230,7 @@ def test_a_price_changed_while_in_the_cart_is_shown_before_it_is_charged(client,
     seller, pid = listed_product(client, 5, price_cents=1000)
     buyer = client("BUYER")
     assert add(buyer, pid, 2).status_code == 201
+    in_cart(buyer, pid)
     assert seller.put(f"/api/catalog/products/{pid}", json={"priceCents": 1500}).status_code == 200
     eventually(lambda: client().get(f"/api/catalog/products/{pid}").json()["priceCents"] == 1500, what="repriced")
 
@@ -249,6 +250,7 @@ def test_a_product_taken_off_sale_while_in_the_cart_cannot_be_checked_out(client
     seller, pid = listed_product(client, 5)
     buyer = client("BUYER")
     assert add(buyer, pid, 1).status_code == 201
+    in_cart(buyer, pid)
     assert seller.put(f"/api/catalog/products/{pid}", json={"status": "INACTIVE"}).status_code == 200
     eventually(lambda: seller.get(f"/api/catalog/products/{pid}").json()["status"] == "INACTIVE", what="off sale")
 
@@ -259,3 +261,10 @@ def test_a_product_taken_off_sale_while_in_the_cart_cannot_be_checked_out(client
     assert buyer.delete(f"/api/cart/items/{item['itemId']}").status_code == 200
     eventually(lambda: seller.get(f"/api/inventory/stock/{pid}").json()["availableQuantity"] == 5,
                what="the units back")
+
+
+def in_cart(buyer, pid) -> None:
+    """Wait for the cart view to show the item: checkout reads the catalog for the products the view shows
+    (an item added a moment ago, not yet in the view, is checked out at the price it was added at)."""
+    eventually(lambda: any(i["productId"] == pid for i in buyer.get("/api/cart").json()["items"]),
+               what="the item in the cart view")
