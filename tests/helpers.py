@@ -33,7 +33,8 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
 
 
 def read_topic(brokers: list[str], topic: str, timeout: float = 2.0) -> list[dict]:
-    """Every record on `topic` (all partitions, from the beginning), decoded as JSON."""
+    """Every record on `topic` (all partitions, from the beginning, up to each one's end when called), decoded
+    as JSON; fails rather than answer with part of it."""
     import json
 
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -51,6 +52,9 @@ def read_topic(brokers: list[str], topic: str, timeout: float = 2.0) -> list[dic
                 out.append(json.loads(msg.value()))
                 if msg.offset() + 1 >= ends[msg.partition()]:
                     done[msg.partition()] = True
+        if not all(done.values()):  # a partial read would let a check pass on what it never saw
+            behind = sorted(p for p, ok in done.items() if not ok)
+            raise AssertionError(f"{topic}: partitions {behind} not read to their end offsets in {timeout + 10:.0f}s")
         return out
     finally:
         consumer.close()
