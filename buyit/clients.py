@@ -3,7 +3,9 @@
 # Small records on loopback: without TCP_NODELAY, Nagle's algorithm and delayed ACKs hold a request
 # back for up to 40 ms. Kafka long-polls, so the default fetch wait costs no latency (a fetch returns
 # as soon as one record is there, fetch.min.bytes=1) and an idle consumer sleeps in the broker.
-COMMON = {"socket.nagle.disable": True, "log_level": 3}
+# After a broker restart librdkafka backs off reconnecting up to 10 s by default; a second is plenty on a LAN
+# and makes a restarted broker's clients (API, dataflows) recover in its start time, not ten seconds more.
+COMMON = {"socket.nagle.disable": True, "log_level": 3, "reconnect.backoff.max.ms": 1000}
 
 # acks=all: a record is acknowledged once the in-sync replicas hold it (on one node: the leader's log).
 PRODUCER = {**COMMON, "linger.ms": 1, "acks": "all", "enable.idempotence": False}
