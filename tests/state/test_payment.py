@@ -8,7 +8,7 @@ import pytest
 
 from state import payment as p
 from state.common import Stamp
-from tests.state.given import fold
+from tests.state.given import Rejected, assert_outcome, fold
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -28,26 +28,43 @@ def fail(event_id="evt_f") -> p.FailPayment:
                          intent_id="pi_1", reason="declined")
 
 
-def kinds(outcome) -> list[str]:
-    return [type(e).__name__ for e in outcome] if isinstance(outcome, list) else [outcome.code]
+def captured(event_id="evt_1") -> p.PaymentCaptured:
+    return p.PaymentCaptured(payment_id="pay", order_id="o", buyer_id="b", amount_cents=7667, currency="USD",
+                             stripe_event_id=event_id, captured_at=NOW)
+
+
+def parked(event_id="evt_1") -> p.StripeEventParked:
+    return p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id=event_id, intent_id="pi_1",
+                               reason="")
+
+
+def flagged() -> p.PaymentFlaggedForRefund:
+    return p.PaymentFlaggedForRefund(payment_id="pay", order_id="o", amount_cents=7667, reason="order_cancelled",
+                                     flagged_at=NOW, intent_id="pi_1", currency="USD")
+
+
+def refunded(refund_id="re_1") -> p.PaymentRefunded:
+    return p.PaymentRefunded(payment_id="pay", order_id="o", amount_cents=7667, currency="USD", refund_id=refund_id,
+                             refunded_at=NOW)
 
 
 @pytest.mark.parametrize("given, when, then", [
-    pytest.param([opened()], capture(), ["PaymentCaptured"], id="capture"),
-    pytest.param([opened()], fail(), ["PaymentFailed"], id="failure"),
+    pytest.param([opened()], capture(), [captured()], id="capture"),
+    pytest.param([opened()], fail(), [p.PaymentFailed(payment_id="pay", order_id="o", stripe_event_id="evt_f",
+                                                      reason="declined", failed_at=NOW)], id="failure"),
     pytest.param([opened(), p.PaymentCaptured(payment_id="pay", order_id="o", buyer_id="b", amount_cents=7667,
                                               currency="USD", stripe_event_id="evt_1", captured_at=NOW)],
                  capture("evt_1"), [], id="same_event_again_is_a_no_op"),
     pytest.param([opened(), p.PaymentCaptured(payment_id="pay", order_id="o", buyer_id="b", amount_cents=7667,
                                               currency="USD", stripe_event_id="evt_1", captured_at=NOW)],
                  capture("evt_2"), [], id="second_event_for_a_captured_intent_is_a_no_op"),
-    pytest.param([opened()], capture(intent="pi_other"), ["invalid"], id="another_intent_is_refused"),
-    pytest.param([], capture(), ["StripeEventParked"], id="webhook_before_the_payment_is_parked"),
+    pytest.param([opened()], capture(intent="pi_other"), Rejected("invalid", 422), id="another_intent_is_refused"),
+    pytest.param([], capture(), [parked()], id="webhook_before_the_payment_is_parked"),
     pytest.param([p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id="evt_1",
                                       intent_id="pi_1", reason="")], capture(), [], id="parked_once"),
 ])
 def test_decide(given, when, then):
-    assert kinds(p.decide(fold(p, given), when)) == then
+    assert_outcome(p.decide(fold(p, given), when), then)
 
 
 def test_a_parked_capture_applies_when_the_payment_opens():
@@ -55,9 +72,8 @@ def test_a_parked_capture_applies_when_the_payment_opens():
                                          intent_id="pi_1", reason="")])
     outcome = p.decide(state, p.OpenPayment(command_id="open", now=NOW, payment_id="pay", order_id="o",
                                             buyer_id="b", amount_cents=7667, currency="USD", intent_id="pi_1"))
-    assert kinds(outcome) == ["PaymentCreated", "PaymentCaptured"]
-    final = fold(p, [p.StripeEventParked(payment_id="pay", kind="captured", stripe_event_id="evt_1",
-                                         intent_id="pi_1", reason=""), *outcome])
+    assert outcome == [opened(), captured()]
+    final = fold(p, [parked(), *outcome])
     assert final.state == p.CAPTURED and final.version == 3
 
 
@@ -77,21 +93,21 @@ def settle(refund_id="re_1") -> p.SettleRefund:
 
 
 @pytest.mark.parametrize("given, when, then", [
-    pytest.param(CAPTURED, flag(), ["PaymentFlaggedForRefund"], id="captured_money_is_flagged_for_refund"),
+    pytest.param(CAPTURED, flag(), [flagged()], id="captured_money_is_flagged_for_refund"),
     pytest.param(FLAGGED, flag(), [], id="flagged_once"),
-    pytest.param([opened()], flag(), ["invalid"], id="money_never_captured_is_not_refunded"),
-    pytest.param(FLAGGED, settle(), ["PaymentRefunded"], id="a_refund_settles_what_was_flagged"),
+    pytest.param([opened()], flag(), Rejected("invalid", 422), id="money_never_captured_is_not_refunded"),
+    pytest.param(FLAGGED, settle(), [refunded()], id="a_refund_settles_what_was_flagged"),
     pytest.param([*FLAGGED, p.PaymentRefunded(payment_id="pay", order_id="o", amount_cents=7667, currency="USD",
                                               refund_id="re_1", refunded_at=NOW)],
                  settle("re_1"), [], id="settled_once_whichever_report_comes_second"),
-    pytest.param(CAPTURED, settle(), ["invalid_transition"], id="nothing_to_settle_for_a_kept_capture"),
+    pytest.param(CAPTURED, settle(), Rejected("invalid_transition", 409), id="nothing_to_settle_for_a_kept_capture"),
     pytest.param([*FLAGGED, p.PaymentRefunded(payment_id="pay", order_id="o", amount_cents=7667, currency="USD",
                                               refund_id="re_1", refunded_at=NOW)],
                  capture("evt_9"), [], id="a_refunded_payment_is_never_captured_again"),
-    pytest.param([opened()], settle(), ["invalid_transition"], id="nothing_to_settle_before_a_capture"),
+    pytest.param([opened()], settle(), Rejected("invalid_transition", 409), id="nothing_to_settle_before_a_capture"),
 ])
 def test_refunds(given, when, then):
-    assert kinds(p.decide(fold(p, given), when)) == then
+    assert_outcome(p.decide(fold(p, given), when), then)
 
 
 def test_the_flag_names_the_intent_and_the_books_hear_of_the_refund_owed_then_paid():
@@ -139,14 +155,14 @@ def test_claims_on_part_of_a_payment():
     assert second.amount_cents == 7667 - 3000  # never more than what is left
     state = fold(p, [*CAPTURED, first, second])
     assert p.decide(state, part(1, "shortfall/c")) == []  # nothing left to claim
-    assert kinds(p.decide(state, part(0, "shortfall/d"))) == ["invalid"]
+    assert_outcome(p.decide(state, part(0, "shortfall/d")), Rejected("invalid", 422))
     [paid_a] = p.decide(state, settle_key("shortfall/a"))
     state = fold(p, [*CAPTURED, first, second, paid_a])
     assert (state.state, state.refunded_cents) == (p.REFUND_PENDING, 3000)  # b still waits
     [paid_b] = p.decide(state, settle_key("shortfall/b"))
     state = fold(p, [*CAPTURED, first, second, paid_a, paid_b])
     assert (state.state, state.refunded_cents) == (p.REFUNDED, 7667)
-    assert kinds(p.decide(state, settle_key("shortfall/z"))) == ["invalid_transition"]
+    assert_outcome(p.decide(state, settle_key("shortfall/z")), Rejected("invalid_transition", 409))
 
 
 def settle_key(key):
@@ -171,14 +187,14 @@ CANCELLED_PAYMENT = [opened(), p.PaymentCancelled(payment_id="pay", order_id="o"
 
 
 @pytest.mark.parametrize("given, when, then", [
-    pytest.param([opened()], cancel_payment(), ["PaymentCancelled"], id="an_unpaid_payment_is_cancelled_with_its_order"),
+    pytest.param([opened()], cancel_payment(), CANCELLED_PAYMENT[1:], id="an_unpaid_payment_is_cancelled_with_its_order"),
     pytest.param(CANCELLED_PAYMENT, cancel_payment(), [], id="cancelled_once"),
     pytest.param(CAPTURED, cancel_payment(), [], id="a_capture_stands_and_is_refunded_on_its_own_path"),
     pytest.param([opened(), p.PaymentFailed(payment_id="pay", order_id="o", stripe_event_id="e", reason="declined",
                                             failed_at=NOW)], cancel_payment(), [], id="a_failure_stays_a_failure"),
-    pytest.param(CANCELLED_PAYMENT, capture(), ["PaymentCaptured"], id="money_that_arrives_anyway_is_recorded"),
+    pytest.param(CANCELLED_PAYMENT, capture(), [captured()], id="money_that_arrives_anyway_is_recorded"),
 ])
 def test_cancel(given, when, then):
-    assert kinds(p.decide(fold(p, given), when)) == then
-    if then == ["PaymentCancelled"]:
+    assert_outcome(p.decide(fold(p, given), when), then)
+    if then == CANCELLED_PAYMENT[1:]:
         assert p.view(fold(p, [*given, *p.decide(fold(p, given), when)]))["state"] == p.CANCELLED
