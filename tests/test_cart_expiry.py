@@ -113,6 +113,33 @@ def test_a_capture_after_the_allocation_expired_is_refunded(short_ttl_stack, ttl
     assert buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED"
 
 
+def test_a_capture_racing_the_expiry_across_a_decision_dataflow_crash_is_refunded(short_ttl_stack, ttl_client):
+    """The decision dataflow dies (kill -9) holding an unpaid order's hard allocation; it comes back from its
+    snapshot, the hold lapses, and the capture that arrives then is refunded: sold nothing, kept nothing."""
+    from tests.payments import intent_of, pay, refunds_at_stripe
+    stack = short_ttl_stack
+    seller, pid = listed_product(ttl_client, 5)
+    buyer = ttl_client("BUYER")
+    add(buyer, pid, 1)
+    answer = buyer.post("/api/cart/checkout").json()
+    order_id, payment_id = answer["orderId"], answer["paymentId"]
+    stack.supervisor.stop_one("dataflow-payments")  # so nothing cancels the intent before the buyer pays
+    try:
+        stack.supervisor.stop_one("dataflow-decide", signal.SIGKILL)
+        stack.start_dataflows(("decide",))
+        restarted(stack)
+        eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED",
+                   what="the unpaid order cancelled at expiry, after the restart")
+        pay(stack, answer["clientSecret"])
+        eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUND_PENDING",
+                   what="the late capture flagged")
+    finally:
+        stack.start_dataflows(("payments",))
+    eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUNDED", what="refunded")
+    assert [r.amount for r in refunds_at_stripe(stack, intent_of(answer["clientSecret"]))] == [1000]
+    stock(seller, pid, soldQuantity=0, allocatedQuantity=0, availableQuantity=5)
+
+
 def restarted(stack) -> None:
     """Wait until the restarted decision dataflow answers (its recovery can take a while on busy cores):
     what the test asserts next is about the expiry, not about how fast the flow came back."""
