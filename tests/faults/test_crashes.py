@@ -24,7 +24,7 @@ OPEN = ("order-dependent views equal a rebuild",)
 
 @pytest.fixture(scope="module")
 def report(crash_stack) -> Report:
-    chaos = Chaos(crash_stack, SEED, kills_per_kind=3, gap_s=(0.3, 1.5), down_s=(0.0, 1.0),
+    chaos = Chaos(crash_stack, SEED, kills_per_kind=3, gap_s=(0.2, 0.8), down_s=(0.0, 0.5),
                   on_outage=lambda o: say(f"{o.kind} killed at {o.at:.0f}s, recovered in {o.recovered_s}"))
     done = run(crash_stack, SEED, chaos)
     print("\n" + "\n".join(done.lines()))
