@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 
 import psycopg
 import pytest
@@ -58,8 +57,7 @@ def test_expiry_survives_a_dataflow_crash_and_happens_once(short_ttl_stack, ttl_
     buyer = ttl_client("BUYER")
     cart = add(buyer, pid, 3).json()
     reservation = cart["items"][0]["reservationId"]
-    stack.supervisor.stop_one("dataflow-decide", signal.SIGKILL)
-    stack.start_dataflows(("decide",))
+    stack.restart("dataflow-decide")
     restarted(stack)
 
     stock(seller, pid, reservedQuantity=0, availableQuantity=5)
@@ -90,15 +88,31 @@ def test_unpaid_order_expires_and_releases_its_allocation(short_ttl_stack, ttl_c
 def test_a_capture_after_the_allocation_expired_is_refunded(short_ttl_stack, ttl_client):
     """The buyer pays in the moment the hard allocation lapses (here: while the payments worker, which would
     have cancelled the intent, is down): the order stays cancelled, nothing is sold, the money goes back."""
+    a_late_capture_is_refunded(short_ttl_stack, ttl_client, units=2)
+
+
+def test_a_capture_racing_the_expiry_across_a_decision_dataflow_crash_is_refunded(short_ttl_stack, ttl_client):
+    """The decision dataflow dies (kill -9) holding an unpaid order's hard allocation; it comes back from its
+    snapshot, the hold lapses, and the capture that arrives then is refunded: sold nothing, kept nothing."""
+    def crash_the_decisions():
+        short_ttl_stack.restart("dataflow-decide")
+        restarted(short_ttl_stack)
+    a_late_capture_is_refunded(short_ttl_stack, ttl_client, units=1, meanwhile=crash_the_decisions)
+
+
+def a_late_capture_is_refunded(stack, ttl_client, units: int, meanwhile=lambda: None) -> None:
+    """A checkout of `units` at 1000 cents left unpaid; with the payments worker down (so nothing cancels the
+    intent) and `meanwhile` done, the hold lapses and the buyer pays: the capture is refunded in full, the
+    order stays cancelled and nothing is sold."""
     from tests.payments import intent_of, pay, refunds_at_stripe
-    stack = short_ttl_stack
     seller, pid = listed_product(ttl_client, 5)
     buyer = ttl_client("BUYER")
-    add(buyer, pid, 2)
+    add(buyer, pid, units)
     answer = buyer.post("/api/cart/checkout").json()
     order_id, payment_id = answer["orderId"], answer["paymentId"]
     stack.supervisor.stop_one("dataflow-payments")
     try:
+        meanwhile()
         eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED",
                    what="the unpaid order cancelled at expiry")
         pay(stack, answer["clientSecret"])
@@ -107,37 +121,9 @@ def test_a_capture_after_the_allocation_expired_is_refunded(short_ttl_stack, ttl
     finally:
         stack.start_dataflows(("payments",))
     eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUNDED", what="refunded")
-    intent_id = intent_of(answer["clientSecret"])
-    assert [r.amount for r in refunds_at_stripe(stack, intent_id)] == [2000]
+    assert [r.amount for r in refunds_at_stripe(stack, intent_of(answer["clientSecret"]))] == [1000 * units]
     stock(seller, pid, soldQuantity=0, allocatedQuantity=0, availableQuantity=5)
     assert buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED"
-
-
-def test_a_capture_racing_the_expiry_across_a_decision_dataflow_crash_is_refunded(short_ttl_stack, ttl_client):
-    """The decision dataflow dies (kill -9) holding an unpaid order's hard allocation; it comes back from its
-    snapshot, the hold lapses, and the capture that arrives then is refunded: sold nothing, kept nothing."""
-    from tests.payments import intent_of, pay, refunds_at_stripe
-    stack = short_ttl_stack
-    seller, pid = listed_product(ttl_client, 5)
-    buyer = ttl_client("BUYER")
-    add(buyer, pid, 1)
-    answer = buyer.post("/api/cart/checkout").json()
-    order_id, payment_id = answer["orderId"], answer["paymentId"]
-    stack.supervisor.stop_one("dataflow-payments")  # so nothing cancels the intent before the buyer pays
-    try:
-        stack.supervisor.stop_one("dataflow-decide", signal.SIGKILL)
-        stack.start_dataflows(("decide",))
-        restarted(stack)
-        eventually(lambda: buyer.get(f"/api/orders/{order_id}").json()["status"] == "CANCELLED",
-                   what="the unpaid order cancelled at expiry, after the restart")
-        pay(stack, answer["clientSecret"])
-        eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUND_PENDING",
-                   what="the late capture flagged")
-    finally:
-        stack.start_dataflows(("payments",))
-    eventually(lambda: buyer.get(f"/api/payments/{payment_id}").json()["state"] == "REFUNDED", what="refunded")
-    assert [r.amount for r in refunds_at_stripe(stack, intent_of(answer["clientSecret"]))] == [1000]
-    stock(seller, pid, soldQuantity=0, allocatedQuantity=0, availableQuantity=5)
 
 
 def restarted(stack) -> None:
