@@ -159,6 +159,8 @@ def fingerprint(payload: dict) -> str:
 
 TOPICS_COMMANDS = ("health", "user", "catalog", "inventory", "cart", "order", "payment", "ledger")
 RESULTS = "command.results"
+# A result record that answers nothing: a retry of a request taken already; its answer is the first one's.
+REPEATED = "CommandRepeated"
 DEAD_LETTERS = "dead.letters"
 ANALYTICS_WINDOWS = "analytics.windows"  # per-minute figures of the projection, settled or late
 

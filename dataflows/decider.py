@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from buyit.envelope import (DEAD_LETTERS, RESULTS, Envelope, command_envelope, commands_topic,
+from buyit.envelope import (DEAD_LETTERS, REPEATED, RESULTS, Envelope, command_envelope, commands_topic,
                             events_topic, fingerprint, to_wire)
 from state.common import Aggregate, Expire, Rejection, Stamp, derived_id, type_name
 from state.registry import AGGREGATES
@@ -124,8 +124,9 @@ class DeciderLogic(StatefulLogic):
             if fp == fingerprint(envelope.payload):  # a retry: answer again, decide nothing new
                 # No answer the first time: a later step of its chain gives it (a cart add is answered once
                 # inventory reserved or refused). Saying "ok" now would pre-empt that answer, and be wrong
-                # when it is a refusal (found by tests/faults: an add told 201 whose units were refused).
-                return [answer] if answer else []
+                # when it is a refusal (found by tests/faults: an add told 201 whose units were refused); saying
+                # nothing left the retry waiting out its whole wait. "A repeat" sends it to the first answer.
+                return [answer] if answer else [self._repeated(envelope)]
             rejection = Rejection("idempotency_conflict",
                                   "this idempotency key was already used for a different request", 422)
             return [self._answer(envelope, rejection, None)]
@@ -185,6 +186,12 @@ class DeciderLogic(StatefulLogic):
     def _answer(self, envelope: Envelope, rejection: Rejection | None, body: dict | None) -> Output:
         result = result_envelope(envelope, rejection, body, datetime.now(UTC).isoformat())
         return (RESULTS, envelope.correlation_id, result.encode())
+
+    def _repeated(self, envelope: Envelope) -> Output:
+        """Not an answer: "this request was taken already; its answer is (or will be) the first one's"."""
+        result = result_envelope(envelope, None, None, datetime.now(UTC).isoformat())
+        repeated = replace(result, event_id=derived_id(envelope.event_id, "repeated"), type=REPEATED)
+        return (RESULTS, envelope.correlation_id, repeated.encode())
 
     def _remember(self, envelope: Envelope, answer: Output | None) -> None:
         recent = self.slot.recent

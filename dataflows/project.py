@@ -17,7 +17,7 @@ from bytewax.dataflow import Dataflow
 
 import msgspec
 
-from buyit.envelope import RESULTS, decode, events_topic
+from buyit.envelope import REPEATED, RESULTS, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from dataflows.windows import per_minute
@@ -40,7 +40,7 @@ def parse(record: Record):
             result = msgspec.json.decode(record.value)
             if not isinstance(result.get("correlationId"), str):
                 raise ValueError("a result names the command it answers (correlationId)")
-            return ("answer", answer_row(result) if record.fresh else None)
+            return ("answer", answer_row(result) if record.fresh and result.get("type") != REPEATED else None)
         except (msgspec.DecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
             return ("dead", dead_letter("undecodable_result", record.topic, record.key, record.value, str(err)))
     aggregate = record.topic.removesuffix(".events")

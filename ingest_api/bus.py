@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from buyit.clients import consumer_config, producer_config
-from buyit.envelope import RESULTS, command_envelope, commands_topic
+from buyit.envelope import REPEATED, RESULTS, command_envelope, commands_topic
 from state.common import Command
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,14 @@ class Result:
     message: str | None = None
     details: dict | None = None
     requested_by: str | None = None
+    repeated: bool = False  # not an answer: a retry of a request taken already (its answer is the first one's)
 
     @staticmethod
     def from_envelope(data: dict) -> "Result":
         p = data["payload"]
         return Result(data["correlationId"], bool(p["ok"]), int(p["status"]), p.get("body"), p.get("error"),
-                      p.get("message"), p.get("details") or {}, data.get("requestedBy"))
+                      p.get("message"), p.get("details") or {}, data.get("requestedBy"),
+                      data.get("type") == REPEATED)
 
 
 class NotAcknowledged(RuntimeError):
@@ -61,7 +63,7 @@ class CommandBus:
         # never be delivered after that: the producer drops it (and reports so) before the API's wait ends.
         self._producer = Producer(producer_config(brokers, **{"message.timeout.ms": delivery_timeout_ms(ack_wait_s)}))
         self._consumer = Consumer(consumer_config(brokers, "buyit-api"))
-        self._waiters: dict[str, asyncio.Future] = {}
+        self._waiters: dict[str, list[asyncio.Future]] = {}  # command id -> requests waiting for its answer
         self._recent: OrderedDict[str, Result] = OrderedDict()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -102,8 +104,7 @@ class CommandBus:
         (`timeout`, by default the configured command wait)."""
         envelope = command_envelope(command, key)
         future = self._loop.create_future()
-        with self._lock:
-            self._waiters[envelope.event_id] = future
+        self._add_waiter(envelope.event_id, future)
         loop = self._loop
         # A delivery failure wakes the request at once; a success is only looked at if the answer is late:
         # 202 ("accepted, not decided yet") is said only of a command the broker has acknowledged.
@@ -132,8 +133,7 @@ class CommandBus:
                 raise NotAcknowledged(f"could not produce the command: {err}")
             return None
         finally:
-            with self._lock:
-                self._waiters.pop(envelope.event_id, None)
+            self._drop_waiter(envelope.event_id, future)
 
     def broker_reachable(self, timeout: float) -> bool:
         """Whether the broker answers a metadata request (blocking: call it off the event loop)."""
@@ -145,22 +145,37 @@ class CommandBus:
             return self._recent.get(command_id)
 
     async def wait(self, command_id: str, timeout: float) -> Result | None:
-        """Wait up to `timeout` for a result of a command sent earlier (the poll endpoint)."""
-        future = self._loop.create_future()
-        with self._lock:
-            known = self._recent.get(command_id)
-            if known is None:
-                self._waiters[command_id] = future
-        if known is not None:
-            return known
+        """Wait up to `timeout` for the answer to a command sent earlier (the poll endpoint, a retry)."""
         try:
             async with asyncio.timeout(timeout):
-                return await future
+                while True:
+                    future = self._loop.create_future()
+                    with self._lock:
+                        known = self._recent.get(command_id)
+                        if known is None:
+                            self._waiters.setdefault(command_id, []).append(future)
+                    if known is not None:
+                        return known
+                    try:
+                        result = await future
+                    finally:
+                        self._drop_waiter(command_id, future)
+                    if not result.repeated:
+                        return result
         except TimeoutError:
             return None
-        finally:
-            with self._lock:
-                self._waiters.pop(command_id, None)
+
+    def _add_waiter(self, command_id: str, future: asyncio.Future) -> None:
+        with self._lock:
+            self._waiters.setdefault(command_id, []).append(future)
+
+    def _drop_waiter(self, command_id: str, future: asyncio.Future) -> None:
+        with self._lock:
+            waiting = self._waiters.get(command_id)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiters[command_id]
 
     # --- background threads ---
 
@@ -184,13 +199,11 @@ class CommandBus:
                     log.warning("unreadable result record at offset %s", msg.offset())
                     continue
                 with self._lock:
-                    if result.command_id not in self._recent:  # the first answer stands for polling
+                    if not result.repeated and result.command_id not in self._recent:  # the first answer stands
                         self._recent[result.command_id] = result
                         while len(self._recent) > KEEP_RESULTS:
                             self._recent.popitem(last=False)
-                    waiter = self._waiters.get(result.command_id)
-                if waiter is not None:
-                    answered.append((waiter, result))
+                    answered.extend((waiter, result) for waiter in self._waiters.get(result.command_id, ()))
             if answered:  # one wake-up of the event loop per batch, not one per answer
                 self._loop.call_soon_threadsafe(_settle_results, answered)
 

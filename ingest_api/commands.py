@@ -79,18 +79,27 @@ def respond(result: Result | None, command_id: str, success_status: int = 200,
 async def send(request: Request, aggregate: str, key: str, command) -> Result | None:
     """Send `command` to `aggregate` keyed by `key`; its result, or None while it is being decided.
 
-    A retry (same `Idempotency-Key`) of a request whose chain was answered already gets no new answer
-    from the deciders: its first answer, as the projection recorded it, is the answer."""
+    A retry (same `Idempotency-Key`) of a request whose chain answered it from a later step is told "a
+    repeat" by the deciders: its first answer is the answer (known here, recorded by the projection, or
+    still on its way)."""
     bus: CommandBus = request.app.state.bus
     try:
         result = await bus.send(aggregate, key, command)
     except RuntimeError as err:  # not acknowledged by the broker (or refused by it): nothing was accepted
         raise ApiError(503, "unavailable", f"the command could not be accepted: {err}",
                        retry_after=RETRY_AFTER_S) from err
-    if result is None and request.headers.get("idempotency-key"):
-        recorded = await request.app.state.reads.command_result(command.command_id)
-        result = Result.from_envelope(recorded) if recorded else None
+    repeated = result is not None and result.repeated
+    if repeated or (result is None and request.headers.get("idempotency-key")):
+        result = bus.recent(command.command_id) or await recorded(request.app.state.reads, command.command_id)
+        if result is None and repeated:  # the first request's chain is still deciding
+            result = await bus.wait(command.command_id, bus.wait_s)
     return result
+
+
+async def recorded(reads, command_id: str) -> Result | None:
+    """A command's answer as the projection recorded it (given to any API replica, or before this one started)."""
+    row = await reads.command_result(command_id)
+    return Result.from_envelope(row) if row else None
 
 
 async def execute(request: Request, aggregate: str, key: str, command, success_status: int = 200,

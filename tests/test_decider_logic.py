@@ -55,6 +55,17 @@ class TestAnswers:
         assert kinds(again) == [("command.results", "CommandSucceeded")]
         assert again[0][1]["payload"] == first[-1][1]["payload"] and logic.slot.state.version == 1
 
+    def test_a_retry_of_a_request_a_later_step_answers_is_told_it_is_a_repeat(self):
+        """A cart add is answered by inventory; its retry gets no answer here (that could pre-empt a refusal),
+        but a "repeat" record, so the API answers with the first answer at once instead of waiting it out."""
+        logic = DeciderLogic(None)
+        first = outputs(logic, add())
+        assert ("command.results", "CommandSucceeded") not in kinds(first)  # inventory answers it
+        version = logic.slot.state.version
+        again = outputs(logic, add())
+        assert kinds(again) == [("command.results", "CommandRepeated")]
+        assert again[0][1]["correlationId"] == "add-1" and logic.slot.state.version == version
+
     def test_the_same_id_with_another_request_is_a_conflict(self):
         logic = DeciderLogic(None)
         outputs(logic, create())

@@ -74,3 +74,15 @@ def test_a_batch_keeps_the_last_state_of_each_cart_of_a_buyer():
                            Cart(cart_id="c2", buyer_id="b", status=ACTIVE, version=3))
     batch = [("view", ("cart:b", ("cart", state))) for state in (first, done, second)]
     assert latest_states(batch) == [("cart", done), ("cart", second)]
+
+
+def test_a_retrys_repeat_record_is_not_recorded_as_the_answer():
+    """The answer recorded for a command is its first real answer; a retry's "repeat" never takes its place."""
+    def result(kind: str, status: int) -> Record:
+        envelope = Envelope(event_id=f"r-{kind}", type=kind, key="cmd-1", occurred_at="2026-01-01T00:00:00+00:00",
+                            correlation_id="cmd-1", causation_id=None, version=None,
+                            payload={"ok": True, "status": status, "body": None})
+        return Record("command.results", "cmd-1", envelope.encode())
+    rows, dead = run([result("CommandRepeated", 200), result("CommandSucceeded", 201)])
+    answers = [json.loads(r.values["result"])["type"] for r in rows if r.table == "command_results"]
+    assert answers == ["CommandSucceeded"] and dead == []

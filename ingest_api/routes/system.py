@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse
 from buyit import identity
 from buyit.settings import get_settings
 from ingest_api.auth import Caller
-from ingest_api.bus import Result
-from ingest_api.commands import checked_id, now, pending, respond
+from ingest_api.commands import checked_id, now, pending, recorded, respond
 from ingest_api.errors import not_found
 from state.health import Ping
 
@@ -88,16 +87,12 @@ async def command_result(request: Request, command_id: str, actor: Caller):
     bus, reads = request.app.state.bus, request.app.state.reads
     # This process's memory first; then what the projection recorded (an answer given before this
     # replica started, or to another one); then a short wait for an answer still to come.
-    result = bus.recent(command_id) or await _recorded(reads, command_id)
+    result = bus.recent(command_id) or await recorded(reads, command_id)
     if result is None:
-        result = await bus.wait(command_id, 1.0) or await _recorded(reads, command_id)
+        result = await bus.wait(command_id, 1.0) or await recorded(reads, command_id)
     if result is None:
         return pending(command_id)
     if not (actor.is_admin or result.requested_by == actor.user_id):
         raise not_found("command")  # another caller's answer is not yours to read
     return respond(result, command_id)
 
-
-async def _recorded(reads, command_id: str) -> Result | None:
-    recorded = await reads.command_result(command_id)
-    return Result.from_envelope(recorded) if recorded else None

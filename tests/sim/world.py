@@ -101,7 +101,8 @@ class World:
                 self.events.append(json.loads(value))
             elif topic == "command.results":
                 record = json.loads(value)
-                self.results.setdefault(record["correlationId"], record)
+                if record["type"] != "CommandRepeated":  # a retry's "taken already" is no answer
+                    self.results.setdefault(record["correlationId"], record)
             else:
                 self.dead.append(json.loads(value))
 
