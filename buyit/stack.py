@@ -61,19 +61,23 @@ class Stack:
     def stop(self) -> None:
         self.supervisor.stop()
 
-    def restart(self, name: str, down_s: float = 0.0, timeout: float = 120) -> None:
-        """Crash one named child (`kill -9`, its whole process group), leave it down `down_s`, start it
-        again as it was started, and wait until it listens again (the broker, a store, an API process); a
-        dataflow is just started. Fault-injection tests (tests/faults) crash a running stack's parts so."""
-        self.supervisor.kill(name)
+    def restart(self, *names: str, down_s: float = 0.0, timeout: float = 120) -> None:
+        """Crash the named children at once (`kill -9`, each one's whole process group), leave them down
+        `down_s`, start each again as it was started, and wait until each listens again (the broker, a
+        store, an API process); a dataflow is just started. Fault-injection tests (tests/faults) crash a
+        running stack's parts so."""
+        for name in names:
+            self.supervisor.kill(name)
         time.sleep(down_s)
-        if name == "postgres":  # a killed postmaster leaves its lock behind
-            _clear_stale_postmaster_lock(self.data / "postgres")
-        self.supervisor.relaunch(name)
-        port = self._port_of(name)
-        if port is not None:
-            wait_for(lambda: self._alive(name) and port_open(port), timeout, f"{name} to listen on {port} again",
-                     interval=0.1)
+        for name in names:
+            if name == "postgres":  # a killed postmaster leaves its lock behind
+                _clear_stale_postmaster_lock(self.data / "postgres")
+            self.supervisor.relaunch(name)
+        for name in names:
+            port = self._port_of(name)
+            if port is not None:
+                wait_for(lambda name=name, port=port: self._alive(name) and port_open(port), timeout,
+                         f"{name} to listen on {port} again", interval=0.1)
 
     def _alive(self, name: str) -> bool:
         child = next(c for c in self.supervisor.children if c.name == name)

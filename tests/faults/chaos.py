@@ -26,7 +26,8 @@ class Outage:
 
 @dataclass
 class Chaos:
-    """Crashes `kinds` in a seeded order until `stop` (or `kills_per_kind` of each), one at a time."""
+    """Crashes `kinds` in a seeded order until `stop` (or `kills_per_kind` of each), `together` different
+    kinds at a time (2: two parts die in the same instant, and the outages are half as many)."""
 
     stack: object
     seed: int
@@ -34,6 +35,7 @@ class Chaos:
     gap_s: tuple[float, float] = (1.0, 5.0)  # calm between a recovery and the next crash
     down_s: tuple[float, float] = (0.0, 3.0)
     kinds: tuple[str, ...] = KINDS
+    together: int = 1
     recover_timeout_s: float = 120
     outages: list[Outage] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)  # children found dead that we had not killed
@@ -50,36 +52,46 @@ class Chaos:
         Runs on the caller's thread, on purpose: a child's parent-death signal fires when the *thread*
         that started it exits, so a process restarted from a short-lived thread dies with that thread."""
         try:
-            for kind in self._schedule():
+            for group in self._schedule():
                 if until is not None and time.monotonic() + self.gap_s[1] > until:
                     return
                 time.sleep(self.rng.uniform(*self.gap_s))
-                outage = self.crash(kind)
-                self.outages.append(outage)
-                if self.on_outage:
-                    self.on_outage(outage)
+                for outage in self.crash(*group):
+                    self.outages.append(outage)
+                    if self.on_outage:
+                        self.on_outage(outage)
                 self.revive_the_fallen()
         except Exception as err:  # reported with the audit, not lost
             self.errors.append(f"{type(err).__name__}: {err}")
 
     def _schedule(self):
-        """`kills_per_kind` of each kind in a seeded order; without it, round after round of every kind,
-        each round in a seeded order (so a short run still crashes every kind)."""
+        """Groups of up to `together` different kinds: `kills_per_kind` of each kind in a seeded order;
+        without it, round after round of every kind, each round in a seeded order (so a short run still
+        crashes every kind)."""
         if self.kills_per_kind is not None:
             plan = [k for k in self.kinds for _ in range(self.kills_per_kind)]
             self.rng.shuffle(plan)
-            yield from plan
+            while plan:
+                group: list[str] = []
+                for kind in list(plan):
+                    if kind not in group and len(group) < self.together:
+                        group.append(kind)
+                        plan.remove(kind)
+                yield tuple(group)
             return
         while True:
-            yield from self.rng.sample(self.kinds, len(self.kinds))
+            order = self.rng.sample(self.kinds, len(self.kinds))
+            yield from (tuple(order[i:i + self.together]) for i in range(0, len(order), self.together))
 
-    def crash(self, kind: str) -> Outage:
+    def crash(self, *kinds: str) -> list[Outage]:
+        """Kill `kinds` in the same instant, start them again (the broker and Postgres first), and time it."""
         down = self.rng.uniform(*self.down_s)
         killed, since = time.monotonic(), datetime.now(UTC)
-        self.stack.restart(kind, down_s=down)
+        self.stack.restart(*sorted(kinds, key=lambda k: k not in ("kafka", "postgres")), down_s=down)
         listening = time.monotonic() - killed
         recovered = self.wait_recovered(since)
-        return Outage(kind, killed - self.began, down, listening, None if recovered is None else recovered - killed)
+        return [Outage(kind, killed - self.began, down, listening, None if recovered is None else recovered - killed)
+                for kind in kinds]
 
     def wait_recovered(self, since: datetime) -> float | None:
         """When /health (a command's round trip) answers 200 and the projection has recorded an answer
