@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     buyit_low_stock_threshold: int = 5
     buyit_command_wait_s: float = 5.0
     buyit_command_results_ttl_s: int = 86_400  # how long GET /api/commands/{id} can answer
+    buyit_retain_finished_s: int = 3_600  # how long a finished order (delivered, cancelled) stays in live state
+    buyit_forget_retired_s: int = 7 * 86_400  # how long the decision dataflow keeps a retired one's tombstone
     buyit_stripe_patience_s: float = 300.0  # how long the payments worker retries Stripe before giving up a call
     buyit_snapshot_interval_s: int = 1
     buyit_max_image_bytes: int = 5 * 1024 * 1024

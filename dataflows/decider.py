@@ -13,7 +13,8 @@ from bytewax.operators import StatefulLogic
 
 from buyit.envelope import (DEAD_LETTERS, REPEATED, RESULTS, Envelope, command_envelope, commands_topic,
                             events_topic, fingerprint, to_wire)
-from state.common import Aggregate, Expire, Rejection, Stamp, derived_id, type_name
+from buyit.settings import get_settings
+from state.common import Aggregate, Expire, Rejection, Retire, Retired, Stamp, Tombstone, derived_id, type_name
 from state.registry import AGGREGATES
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Slot:
     key: str
     state: Any
     recent: OrderedDict = field(default_factory=OrderedDict)
-    # The Expire asked for and not decided yet: (command id, deadline, when asked). Older snapshots lack it.
+    # The Expire (or Retire) asked for and not decided yet: (command id, when due, when asked).
     asked: tuple[str, datetime, datetime] | None = None
 
 
@@ -64,9 +65,15 @@ def dead_letter(reason: str, topic: str, key: str | None, value: bytes | None, e
 class DeciderLogic(StatefulLogic):
     """Runs any `state/` decider for one key; see STYLE.md "One generic stateful operator"."""
 
+    # How long a finished aggregate stays live before it retires (`BUYIT_RETAIN_FINISHED_S`), and how long
+    # its tombstone is kept after that (`BUYIT_FORGET_RETIRED_S`): then nothing at all is held for it.
+    retain = timedelta(seconds=get_settings().buyit_retain_finished_s)
+    forget = timedelta(seconds=get_settings().buyit_forget_retired_s)
+
     def __init__(self, resume: Slot | None, clock=lambda: datetime.now(UTC)):
         self.slot = resume
         self.clock = clock  # timers pass their own `now` in; a simulation passes a fake clock
+        self._forgotten = False
 
     # --- Bytewax callbacks ---
 
@@ -77,35 +84,52 @@ class DeciderLogic(StatefulLogic):
             self.slot = Slot(aggregate=aggregate_name, key=envelope.key, state=agg.initial_state())
         if self.slot.asked is not None and self.slot.asked[0] == envelope.event_id:
             self.slot.asked = None
-        return self._handle(envelope), StatefulLogic.RETAIN
+        outputs = self._handle(envelope)
+        if self._forgotten or self.slot.state.version == 0:  # nothing (more) to hold: a probe, a refusal, or
+            return outputs, StatefulLogic.DISCARD              # a tombstone whose time is up
+        return outputs, StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[Output], bool]:
-        """A deadline passed: ask for an `Expire` through the aggregate's own command topic.
+        """A deadline passed: ask for an `Expire` (or, for a finished aggregate, a `Retire`) through the
+        aggregate's own command topic.
 
         Deciding here would put the expiry wherever the timer happened to fire among the commands; a
         replay would fire elsewhere, with another `now`, and decide differently. In the log, the expiry
         has a place and a `now` that every replay reads back.
         """
-        due = self._aggregate.deadline(self.slot.state)
-        if due is None:
+        timer = self._timer()
+        if timer is None:
             return [], StatefulLogic.RETAIN
+        due, kind = timer
         now = self.clock()
         # One id per firing, so two firings never share event ids: a firing re-asked after a crash carries
         # another `now`, and the version tells apart two firings in the same instant.
-        command = Expire(command_id=derived_id(self.slot.key, f"expire/{now.isoformat()}/{self.slot.state.version}"),
-                         now=now)
+        label = "expire" if kind is Expire else "retire"
+        command = kind(command_id=derived_id(self.slot.key, f"{label}/{now.isoformat()}/{self.slot.state.version}"),
+                       now=now)
         self.slot.asked = (command.command_id, due, now)
         topic = commands_topic(self._aggregate.name)
         return [(topic, self.slot.key, command_envelope(command, self.slot.key).encode())], StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if self.slot is None:
+        timer = self._timer() if self.slot is not None else None
+        if timer is None:
             return None
-        due = self._aggregate.deadline(self.slot.state)
-        asked = self.slot.asked
-        if due is not None and asked is not None and asked[1] == due:  # on its way: ask again only if lost
+        due, asked = timer[0], self.slot.asked
+        if asked is not None and asked[1] == due:  # on its way: ask again only if lost
             return asked[2] + timedelta(seconds=ASK_AGAIN_S)
         return due
+
+    def _timer(self) -> tuple[datetime, type] | None:
+        """(when, Expire or Retire) of the earliest thing due, or None."""
+        state, agg = self.slot.state, self._aggregate
+        if isinstance(state, Tombstone):
+            return state.retired_at + self.forget, Retire
+        due = agg.deadline(state)
+        finished = agg.finished(state)
+        if finished is not None and (due is None or finished + self.retain < due):
+            return finished + self.retain, Retire
+        return (due, Expire) if due is not None else None
 
     def snapshot(self) -> Slot:
         return self.slot
@@ -118,6 +142,8 @@ class DeciderLogic(StatefulLogic):
 
     def _handle(self, envelope: Envelope) -> list[Output]:
         slot, agg = self.slot, self._aggregate
+        if isinstance(slot.state, Tombstone):
+            return self._after_retirement(envelope)
         remembered = slot.recent.get(envelope.event_id)
         if remembered is not None:
             fp, answer = remembered
@@ -136,6 +162,8 @@ class DeciderLogic(StatefulLogic):
             return [dead_letter("undecodable_command", commands_topic(agg.name), envelope.key,
                                 envelope.encode(), str(err)),
                     self._answer(envelope, Rejection("invalid", f"malformed command: {err}", 422), None)]
+        if isinstance(command, Retire):
+            return self._retire(envelope, command)
         try:
             outcome = agg.decide(slot.state, command)
             if isinstance(outcome, Rejection):
@@ -154,6 +182,36 @@ class DeciderLogic(StatefulLogic):
                                  None)]
         slot.state = state
         return outputs
+
+    def _retire(self, envelope: Envelope, command: Retire) -> list[Output]:
+        """Retire the aggregate if it is ready to: its finished time plus `retain` has passed (its own timer),
+        or it is settled (asked by its owner). Its events stay in the log and its rows in the views; what
+        stays here is a `Tombstone`. Not ready (something happened since it was asked): nothing."""
+        slot, agg = self.slot, self._aggregate
+        finished = agg.finished(slot.state)
+        ready = agg.settled(slot.state) if command.by_owner else (
+            finished is not None and finished + self.retain <= command.now)
+        if not ready:
+            return self._publish(envelope, command, [], slot.state)
+        retired = Retired(retired_at=command.now)
+        state = agg.evolve(slot.state, retired)
+        outputs = self._publish(envelope, command, [retired], state)
+        slot.state, slot.asked = Tombstone(version=state.version, retired_at=command.now), None
+        slot.recent.clear()
+        return outputs
+
+    def _after_retirement(self, envelope: Envelope) -> list[Output]:
+        """A retired aggregate takes no more commands: its own timers' and owners' are let go (its own, once
+        `forget` has passed, forgets it altogether), anything else is refused (a late duplicate of what it
+        already did, a request long after it finished)."""
+        if envelope.type in (type_name(Retire), type_name(Expire)):
+            command = envelope.message()
+            if isinstance(command, Retire) and not command.by_owner:
+                self._forgotten = command.now >= self.slot.state.retired_at + self.forget
+            return []
+        return [self._answer(envelope, Rejection(
+            "invalid_transition", f"this {self._aggregate.name} is finished and no longer takes commands", 409,
+            {"retiredAt": self.slot.state.retired_at.isoformat()}), None)]
 
     def _publish(self, envelope: Envelope, command, events: list, state) -> list[Output]:
         agg, out = self._aggregate, []

@@ -26,6 +26,7 @@ from sinks.lake import keyed as lake_item
 from sinks.views import answer_row, rows, window_record, window_rows
 from state.analytics import LATE, event_time, facts_of
 from state.cart import view as cart_view
+from state.common import Retired, Tombstone
 from state.registry import AGGREGATES
 
 
@@ -66,6 +67,11 @@ def fold(held, item):
     if envelope.version is not None and envelope.version <= state.version:
         return state, []
     topic = f"{aggregate}.events"
+    if isinstance(state, Tombstone):  # the decider takes no command for it any more: this cannot be
+        return state, [("dead", dead_letter("after_retirement", topic, envelope.key, envelope.encode(),
+                                            f"version {envelope.version} after retirement at {state.version}"))]
+    if isinstance(event, Retired):  # finished: its rows stay as they are, and only its version is held here
+        return Tombstone(version=envelope.version or state.version + 1, retired_at=event.retired_at), []
     try:
         folded = agg.evolve(state, event)
     except Exception as err:  # a bug or a broken invariant: keep what we have, say so, go on

@@ -121,6 +121,14 @@ class CloseCart(Command):
     status: str
 
 
+@message
+class ForgetOrder(Command):
+    """From an order that retired: the buyer's carts need not know it any more (see `Cart.orders`)."""
+
+    buyer_id: str
+    order_id: str
+
+
 # --- events -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -247,6 +255,13 @@ class CartCompleted(Event):
     at: datetime
 
 
+@message
+class OrderForgotten(Event):
+    settles = False
+    buyer_id: str
+    order_id: str
+
+
 # --- state ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -365,6 +380,10 @@ def decide(state: Cart, command: Command) -> list[Event] | Rejection:
             return [CartItemRemoved(cart_id=state.cart_id, item_id=item.item_id, product_id=item.product_id,
                                     reservation_id=item.reservation_id, quantity=item.quantity,
                                     reason="reservation_expired", expires_at=None, seq=command.seq)]
+        case ForgetOrder() if command.order_id in state.orders and command.order_id != state.order_id:
+            return [OrderForgotten(buyer_id=command.buyer_id, order_id=command.order_id)]
+        case ForgetOrder():
+            return []
         case Checkout() if command.order_id in state.orders:
             return []  # a redelivered checkout: its order exists, and a newer cart must not go into it
         case Checkout() if state.status == CHECKOUT:
@@ -491,6 +510,8 @@ def evolve(state: Cart, event: Event) -> Cart:
                           gives_up_at=event.gives_up_at)
         case CartCompleted():
             new = replace(state, status=COMPLETED)
+        case OrderForgotten():
+            new = replace(state, orders=state.orders.discard(event.order_id))
         case CartItemsRepriced():
             prices = {c.product_id: c for c in event.changes}
             new = replace(state, items={pid: replace(i, price_cents=prices[pid].price_cents,

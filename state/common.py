@@ -65,6 +65,32 @@ class Expire(Command):
     """Sent by the timer when the earliest deadline held in an aggregate has passed."""
 
 
+@message
+class Retire(Command):
+    """Take a finished aggregate out of the live state. Sent by its timer (`Aggregate.finished` plus the
+    retention grace), or, `by_owner`, by the aggregate that owns it (an order retires its payment, a payment
+    its ledger), which retires it if it is `settled`."""
+
+    by_owner: bool = False
+
+
+@message
+class Retired(Event):
+    """The aggregate left the live state: from here on only its version is held (a `Tombstone`)."""
+
+    settles: ClassVar[bool] = False
+    retired_at: datetime
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What is held of a retired aggregate: its version (so a replayed copy of one of its events is known for
+    what it is) and when it retired. It takes no more commands."""
+
+    version: int
+    retired_at: datetime
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A business refusal; `code` is a stable result code, `status` its HTTP status."""
@@ -108,7 +134,8 @@ class Aggregate:
 
     `react` turns an event into commands for other aggregates (the saga steps),
     as (aggregate name, key, command); `deadline` is the earliest expiry the state
-    holds; `view` is the representation a settled command answers with.
+    holds; `view` is the representation a settled command answers with; `finished`
+    and `settled` say when it may leave the live state (see `Retire`).
     """
 
     name: str
@@ -118,6 +145,11 @@ class Aggregate:
     view: Callable[[Any], dict | None]
     react: Callable[[Event, Any, "Stamp"], list] = lambda event, state, stamp: []
     deadline: Callable[[Any], datetime | None] = lambda state: None
+    # When nothing but duplicates can change it any more: it retires a grace period later. None: not yet,
+    # or never on its own account.
+    finished: Callable[[Any], datetime | None] = lambda state: None
+    # Whether it may retire when the aggregate that owns it retires (nothing of its own still under way).
+    settled: Callable[[Any], bool] = lambda state: False
 
 
 def per_claim(label: str, refund_key: str) -> str:

@@ -92,6 +92,16 @@ class ConfirmSale(Command):
     quantity: int
 
 
+@message
+class ForgetReservation(Command):
+    """From an order that retired (see `state.common.Retire`): the story of this reservation is over, so its
+    `Ended` tombstone goes. A saga step copied from before would be decided afresh, which is why the order
+    waits out the retention grace first."""
+
+    product_id: str
+    reservation_id: str
+
+
 # --- events -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -173,6 +183,13 @@ class ReservationReleased(Event):
     available: int
     seq: int = 0
     order_id: str = ""
+
+
+@message
+class ReservationForgotten(Event):
+    settles = False
+    product_id: str
+    reservation_id: str
 
 
 @message
@@ -354,6 +371,10 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                                         quantity=held.quantity, kind=held.kind, reason=command.reason,
                                         available=state.available + held.quantity, seq=command.seq,
                                         order_id=command.order_id)]
+        case ForgetReservation() if command.reservation_id in state.ended:
+            return [ReservationForgotten(product_id=state.product_id, reservation_id=command.reservation_id)]
+        case ForgetReservation():
+            return []  # still held (nothing retires while it holds units), or forgotten already
         case AllocateStock() if _claimed_by(state, command.reservation_id, command.order_id, ENDINGS):
             return []  # this order's allocation already came (or was refused) and ended
         case AllocateStock():
@@ -488,6 +509,8 @@ def evolve(state: Stock, event: Event) -> Stock:
                           total=state.total - event.quantity, sold=state.sold + event.quantity)
         case SaleShortfall() if event.reservation_id and event.reservation_id not in state.reservations:
             new = _ended(state, event.reservation_id, SHORT, event.order_id)
+        case ReservationForgotten():
+            new = replace(state, ended=state.ended.discard(event.reservation_id))
         case _:
             new = state
     new = replace(new, version=state.version + 1)

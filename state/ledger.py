@@ -196,4 +196,5 @@ def view(state: Ledger) -> dict | None:
             "transactions": [transaction_view(t) for t in state.transactions]}
 
 
-AGGREGATE = Aggregate("ledger", initial_state, decide, evolve, view)
+# A ledger is retired by its payment once that is settled: every posting it was owed has been made.
+AGGREGATE = Aggregate("ledger", initial_state, decide, evolve, view, settled=lambda state: state.payment_id is not None)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, derived_id, forbidden, invalid,
-                          may_manage, message, not_found)
+from state.common import (Aggregate, Command, Event, Expire, Rejection, Retire, Retired, Stamp, derived_id,
+                          forbidden, invalid, may_manage, message, not_found)
 
 PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
     "PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")
@@ -21,6 +21,9 @@ PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
 # An unpaid order is cancelled by inventory when its hard holds lapse ("payment_timeout"). Should that
 # never arrive (a saga step dead-lettered or lost), the order cancels itself this long after.
 SAGA_GRACE = timedelta(seconds=60)
+# Stripe retries a webhook for up to three days: a cancelled order that had a PaymentIntent stays live that
+# long, so a capture reported late still finds it and is refunded.
+LATE_PAYMENT_WINDOW = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -527,7 +530,26 @@ def react(event: Event, state: Order, stamp: Stamp) -> list:
             return [("payment", event.payment_id, payment.FlagForRefund(
                 command_id=stamp.id("flag-refund"), now=stamp.now, payment_id=event.payment_id,
                 reason="order_cancelled"))]
+        case Retired():  # its payment retires with it (if nothing of it is under way); the rest forgets it
+            return [*[("inventory", i.product_id, inventory.ForgetReservation(
+                        command_id=stamp.id(f"forget/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
+                        reservation_id=i.reservation_id)) for i in state.items],
+                    ("cart", state.buyer_id, cart.ForgetOrder(command_id=stamp.id("forget-order"), now=stamp.now,
+                                                              buyer_id=state.buyer_id, order_id=state.order_id)),
+                    *([("payment", state.payment_id, Retire(command_id=stamp.id("retire-payment"), now=stamp.now,
+                                                            by_owner=True))] if state.intent_id else [])]
     return []
+
+
+def finished(state: Order) -> datetime | None:
+    """When nothing but duplicates can change the order: every shipment delivered (or cancelled), or the
+    order cancelled (with a PaymentIntent: after `LATE_PAYMENT_WINDOW`, for a capture reported late)."""
+    if state.status == CANCELLED and state.cancelled_at is not None:
+        return state.cancelled_at + (LATE_PAYMENT_WINDOW if state.intent_id else timedelta(0))
+    if state.status == CONFIRMED and state.shipments and all(s.status in (DELIVERED, CANCELLED)
+                                                            for s in state.shipments):
+        return max((s.delivered_at for s in state.shipments if s.delivered_at), default=state.confirmed_at)
+    return None
 
 
 def deadline(state: Order) -> datetime | None:
@@ -568,4 +590,5 @@ def view(state: Order) -> dict | None:
             "version": state.version}
 
 
-AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react, deadline=deadline)
+AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react, deadline=deadline,
+                      finished=finished)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from state.common import Aggregate, Command, Event, Rejection, Stamp, invalid, message, not_found
+from state.common import Aggregate, Command, Event, Rejection, Retire, Retired, Stamp, invalid, message, not_found
 
 CREATED, CAPTURED, FAILED, REFUND_PENDING, REFUNDED = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING", "REFUNDED"
 CANCELLED = "CANCELLED"
@@ -310,6 +310,12 @@ def _after_refunds(state: Payment) -> str:
     return REFUNDED if state.refunded_cents >= state.amount_cents else CAPTURED
 
 
+def settled(state: Payment) -> bool:
+    """Nothing of the payment is under way: decided by Stripe, nothing parked, every refund claim settled."""
+    return (state.payment_id is not None and state.state != CREATED and not state.parked
+            and all(key in state.settled for key, _ in state.claims))
+
+
 def react(event: Event, state: Payment, stamp: Stamp) -> list:
     from state import ledger, order
     match event:
@@ -323,6 +329,9 @@ def react(event: Event, state: Payment, stamp: Stamp) -> list:
                 command_id=stamp.id("post-refund"), now=stamp.now, payment_id=event.payment_id,
                 order_id=event.order_id, currency=event.currency, amount_cents=event.amount_cents,
                 refund_id=event.refund_id, refund_key=event.refund_key))]
+        case Retired() if state.captured_at is not None:  # money came in: its ledger retires with it
+            return [("ledger", state.payment_id, Retire(command_id=stamp.id("retire-ledger"), now=stamp.now,
+                                                        by_owner=True))]
         case PaymentCaptured():
             return [("order", event.order_id, order.ConfirmOrder(
                 command_id=stamp.id("confirm-order"), now=stamp.now, order_id=event.order_id,
@@ -349,4 +358,4 @@ def view(state: Payment) -> dict | None:
             "refundPendingCents": sum(c for _, c in state.claims) - state.refunded_cents, "version": state.version}
 
 
-AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react)
+AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react, settled=settled)

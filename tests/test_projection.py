@@ -86,3 +86,22 @@ def test_a_retrys_repeat_record_is_not_recorded_as_the_answer():
     rows, dead = run([result("CommandRepeated", 200), result("CommandSucceeded", 201)])
     answers = [json.loads(r.values["result"])["type"] for r in rows if r.table == "command_results"]
     assert answers == ["CommandSucceeded"] and dead == []
+
+
+def test_a_retired_aggregate_keeps_its_rows_and_only_its_version_is_held():
+    """`Retired` leaves the views as they were and holds a tombstone: a copy of an older event is skipped,
+    and an event after it (the decider takes none) is reported."""
+    from datetime import UTC, datetime
+
+    from dataflows.project import fold
+    from state.common import Retired, Tombstone
+    rows, dead = run([record("p4", 1, created("p4")), record("p4", 2, set_total("p4", 7)),
+                      record("p4", 3, Retired(retired_at=datetime(2026, 1, 1, 2, tzinfo=UTC))),
+                      record("p4", 2, set_total("p4", 7)),  # a copy from before: skipped
+                      record("p4", 4, set_total("p4", 1))])  # cannot be: reported, not applied
+    assert [(r["total_quantity"], r["version"]) for r in stock_rows(rows, "p4")] == [(0, 1), (7, 2)]
+    assert [(d["reason"], d["key"]) for d in dead] == [("after_retirement", "p4")]
+    envelope = Envelope(event_id="x", type="Retired", key="p5", occurred_at="2026-01-01T00:00:00+00:00",
+                        correlation_id="x", causation_id=None, version=1, payload={"retiredAt": "2026-01-01T02:00:00+00:00"})
+    held, outputs = fold(None, ("inventory", envelope, envelope.message(), True))
+    assert isinstance(held, Tombstone) and held.version == 1 and outputs == []

@@ -18,9 +18,12 @@ from state.registry import AGGREGATES
 
 
 class World:
-    def __init__(self, seed: int, duplicate_rate: float = 0.05, late_rate: float = 0.0, late_after: int = 600):
+    def __init__(self, seed: int, duplicate_rate: float = 0.05, late_rate: float = 0.0, late_after: int = 600,
+                 retain: timedelta = timedelta(days=365), forget: timedelta = timedelta(days=365)):
         """`duplicate_rate`: a record delivered again a few records later; `late_rate`: again after at least
-        `late_after` other deliveries, far outside any window of remembered ids."""
+        `late_after` other deliveries, far outside any window of remembered ids; `retain`: how long a finished
+        aggregate stays live (a year by default: most runs look at the live states at their end)."""
+        self.retain, self.forget = retain, forget
         self.rng = random.Random(seed)
         self.late_rate, self.late_after = late_rate, late_after
         self.late: deque = deque()  # (due step, record)
@@ -31,6 +34,7 @@ class World:
         self.logic: dict[str, DeciderLogic] = {}
         self.queues: dict[str, deque] = defaultdict(deque)  # per aggregate key, like a partition
         self.events: list[dict] = []
+        self.event_topics: dict[str, str] = {}  # event id -> the topic it went to
         self.results: dict[str, dict] = {}
         self.dead: list[dict] = []
 
@@ -91,7 +95,11 @@ class World:
         logic = self.logic.get(f"{aggregate}:{key}")
         if logic is None:
             logic = self.logic[f"{aggregate}:{key}"] = DeciderLogic(None, clock=lambda: self.now)
-        self._route(logic.on_item((aggregate, envelope))[0])
+            logic.retain, logic.forget = self.retain, self.forget
+        outputs, keep = logic.on_item((aggregate, envelope))
+        if keep == DeciderLogic.DISCARD:  # as Bytewax does: the next record of this key starts afresh
+            del self.logic[f"{aggregate}:{key}"]
+        self._route(outputs)
 
     def _route(self, outputs) -> None:
         for topic, key, value in outputs:
@@ -99,6 +107,7 @@ class World:
                 self._enqueue(topic, key, value)
             elif topic.endswith(".events"):
                 self.events.append(json.loads(value))
+                self.event_topics[self.events[-1]["eventId"]] = topic
             elif topic == "command.results":
                 record = json.loads(value)
                 if record["type"] != "CommandRepeated":  # a retry's "taken already" is no answer

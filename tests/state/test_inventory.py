@@ -197,6 +197,16 @@ class TestLateRedelivery:
         assert (dict(state.reservations), dict(state.ended)) == ({}, {"reservation-2": tombstone})
         inventory.audit(state)
 
+    def test_a_retired_order_s_reservations_are_forgotten_and_only_they(self):
+        forget = inventory.ForgetReservation(command_id="forget-1", now=LATER, product_id=PRODUCT_ID,
+                                             reservation_id="reservation-2")
+        assert decide(inventory, SOLD, forget) == [inventory.ReservationForgotten(
+            product_id=PRODUCT_ID, reservation_id="reservation-2")]
+        state = fold(inventory, [*SOLD, *decide(inventory, SOLD, forget)])
+        assert (dict(state.ended), state.sold, state.total) == ({}, 3, 7)
+        assert decide(inventory, [*SOLD, *decide(inventory, SOLD, forget)], forget) == []  # forgotten once
+        assert decide(inventory, ORDERED, forget) == []  # still held: a reservation under way is never forgotten
+
     def test_holding_again_lifts_the_tombstone_and_the_seq_goes_on(self):
         state = fold(inventory, [*RESERVED, released(3, available=10, seq=2), reserved(1, seq=3, available=9)])
         assert (state.reservations["reservation-1"].seq, dict(state.ended)) == (3, {})
