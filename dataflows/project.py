@@ -23,7 +23,7 @@ from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_mess
 from dataflows.windows import per_minute
 from sinks.facts import Derived, sale_rows
 from sinks.lake import keyed as lake_item
-from sinks.views import answer_row, rows, window_record, window_rows
+from sinks.views import answer_row, rows, stale_row, window_record, window_rows
 from state.analytics import LATE, event_time, facts_of
 from state.cart import view as cart_view
 from state.common import Retired, Tombstone
@@ -58,35 +58,39 @@ def fold(held, item):
     Returns the new state and its outputs: ("view", (aggregate, state)) when it changed (and the event is
     fresh: a replay before its `--since` point folds without writing), ("fact", Fact) for each thing it
     adds to the per-minute windows, ("lake", Derived) for the `sales` rows of a fresh confirmation
-    (sinks/facts.py), and ("dead", letter) for what must not pass silently: a gap in the versions (applied, but reported:
-    an event is missing from the log), or an event `evolve` refuses (reported and skipped, so one bad
-    event freezes one aggregate's views, never the whole projection)."""
+    (sinks/facts.py), and ("dead", letter) with ("stale", Row) for what must not pass silently: a gap in the
+    versions (applied, but reported: an event is missing from the log), an event `evolve` refuses
+    (reported and skipped, so one bad event freezes one aggregate's views, never the whole projection), or
+    an event after the aggregate retired. The `stale_aggregates` row marks the aggregate's views as suspect."""
     aggregate, envelope, event, fresh = item
     agg = AGGREGATES[aggregate]
     state = held if held is not None else agg.initial_state()
     if envelope.version is not None and envelope.version <= state.version:
         return state, []
-    topic = f"{aggregate}.events"
     if isinstance(state, Tombstone):  # the decider takes no command for it any more: this cannot be
-        return state, [("dead", dead_letter("after_retirement", topic, envelope.key, envelope.encode(),
-                                            f"version {envelope.version} after retirement at {state.version}"))]
+        return state, _suspect(aggregate, envelope, "after_retirement",
+                               f"version {envelope.version} after retirement at {state.version}")
     if isinstance(event, Retired):  # finished: its rows stay as they are, and only its version is held here
         return Tombstone(version=envelope.version or state.version + 1, retired_at=event.retired_at), []
     try:
         folded = agg.evolve(state, event)
     except Exception as err:  # a bug or a broken invariant: keep what we have, say so, go on
-        return state, [("dead", dead_letter("projection_failed", topic, envelope.key, envelope.encode(),
-                                            f"{type(err).__name__}: {err}"))]
+        return state, _suspect(aggregate, envelope, "projection_failed", f"{type(err).__name__}: {err}")
     outputs = []
     if envelope.version is not None and envelope.version > state.version + 1:
-        outputs.append(("dead", dead_letter("version_gap", topic, envelope.key, envelope.encode(),
-                                            f"version {envelope.version} after {state.version}")))
+        outputs.extend(_suspect(aggregate, envelope, "version_gap", f"version {envelope.version} after {state.version}"))
         folded = replace(folded, version=envelope.version)  # in step with the log again: replays are skipped
     facts = [("fact", f) for f in facts_of(aggregate, state, folded, event, event_time(envelope.occurred_at))]
     sold = sale_rows(envelope, event, folded) if aggregate == "order" and fresh else []
     lake = [("lake", Derived(tuple(sold)))] if sold else []
     views = [("view", (aggregate, folded))] if fresh else []
     return folded, [*views, *facts, *lake, *outputs]
+
+
+def _suspect(aggregate: str, envelope, reason: str, error: str) -> list:
+    """A dead letter for the event, and the aggregate marked stale from its version on."""
+    return [("dead", dead_letter(reason, f"{aggregate}.events", envelope.key, envelope.encode(), error)),
+            ("stale", stale_row(aggregate, envelope.key, envelope.version, reason, error, envelope.occurred_at))]
 
 
 def keyed_views(kv):
@@ -133,14 +137,16 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     counted = op.branch("split_facts", derived.falses, lambda o: o[0] == "fact")
     figures = per_minute(op.map("unwrap_fact", counted.trues, lambda o: o[1]))  # WindowFigures
     split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
+    refused = op.branch("split_stale", split.falses, lambda o: o[0] == "stale")
+    stale = op.map("stale_rows", refused.trues, lambda o: [o[1]])
     changed = op.flat_map_batch("changed", split.trues, latest_states)  # (agg, state)
     figure_rows = op.map("window_rows", figures, window_rows)
     if window_rows_sink is not None:
         op.output("write_window_rows", figure_rows, window_rows_sink)
-        view_rows = op.merge("views_answers", op.map("to_rows", changed, lambda c: rows(*c)), answers)
+        view_rows = op.merge("views_answers", op.map("to_rows", changed, lambda c: rows(*c)), answers, stale)
     else:
         view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)), figure_rows,
-                             answers)
+                             answers, stale)
     op.output("write_views", view_rows, view_sink)
     if windows_sink is not None:  # the topic carries settled figures: a closed window, or a late part
         settled = op.filter("settled", figures, lambda f: f.closed or f.part == LATE)
@@ -149,7 +155,7 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
     carts = op.filter_map("carts", changed, lambda c: cart_view(c[1]) if c[0] == "cart" else None)
     op.output("write_cart_cache", carts, cart_sink)
     poison = op.merge("all_poison", op.map("unwrap_poison", branch.falses, lambda p: p[1]),
-                      op.map("unwrap_refused", split.falses, lambda o: o[1]))
+                      op.map("unwrap_refused", refused.falses, lambda o: o[1]))
     op.output("write_dead_letters", op.map("to_message", poison, to_message), dead_sink)
     return flow
 

@@ -49,8 +49,10 @@ CREATE TABLE IF NOT EXISTS ledger_accounts (
     owner_id      text,
     balance_cents bigint NOT NULL DEFAULT 0,
     currency      char(3) NOT NULL DEFAULT 'USD',
-    version       integer NOT NULL DEFAULT 0
+    version       bigint NOT NULL DEFAULT 0
 );
+-- A payable account's version orders postings by millisecond and currency (sinks/views.py): a bigint.
+ALTER TABLE ledger_accounts ALTER COLUMN version TYPE bigint;
 
 CREATE TABLE IF NOT EXISTS carts (
     cart_id     text PRIMARY KEY,
@@ -161,6 +163,18 @@ INSERT INTO ledger_accounts (account_id, kind) VALUES
     ('BUYER_EXTERNAL', 'EXTERNAL'), ('STRIPE_CLEARING', 'CLEARING'), ('BUYIT_REVENUE', 'REVENUE'),
     ('REFUNDS_PAYABLE', 'REFUNDS_PAYABLE')
 ON CONFLICT (account_id) DO NOTHING;
+
+-- Aggregates whose views may be wrong: the projection met a gap in their versions, an event it could not
+-- fold, or an event after their retirement (each also in dead.letters). `buyit replay` rebuilds them.
+CREATE TABLE IF NOT EXISTS stale_aggregates (
+    aggregate    text NOT NULL,
+    aggregate_id text NOT NULL,
+    version      bigint NOT NULL,
+    reason       text NOT NULL,
+    error        text NOT NULL,
+    occurred_at  text NOT NULL,
+    PRIMARY KEY (aggregate, aggregate_id, version, reason)
+);
 
 -- Every command's first answer, so any API replica (or one restarted) answers a poll of
 -- GET /api/commands/{id}. Kept for BUYIT_COMMAND_RESULTS_TTL_S after it was answered.

@@ -31,6 +31,24 @@ def test_every_part_is_named_and_ok(own_stack):
     assert r.json()["components"] == {part: "ok" for part in PARTS}
 
 
+def test_an_aggregate_the_projection_cannot_keep_right_is_counted_stale_and_health_stays_ok(own_stack):
+    """An event with a gap before it (one missing from the log) is dead-lettered, its aggregate marked stale
+    in `stale_aggregates`, and /health counts it while the projection carries on."""
+    from confluent_kafka import Producer
+
+    from buyit.envelope import Envelope
+    before = health(own_stack).json()["staleAggregates"]
+    gap = Envelope(event_id="gap-1", type="StockCreated", key="gap-product", occurred_at="2026-01-01T00:00:00+00:00",
+                   correlation_id="gap-1", causation_id=None, version=5,
+                   payload={"productId": "gap-product", "sellerId": "s", "sku": "G", "lowStockThreshold": 5})
+    producer = Producer({"bootstrap.servers": own_stack.env["KAFKA_BOOTSTRAP_SERVERS"]})
+    producer.produce("inventory.events", gap.encode(), b"gap-product")
+    assert producer.flush(10) == 0
+    r = eventually(lambda: (h := health(own_stack)).json()["staleAggregates"] == before + 1 and h,
+                   what="the aggregate counted stale")
+    assert r.status_code == 200, r.text
+
+
 def test_redis_down_is_named(own_stack):
     own_stack.supervisor.stop_one("valkey")
     try:

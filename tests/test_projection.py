@@ -45,6 +45,11 @@ def stock_rows(rows: list[Row], key: str) -> list[dict]:
     return [r.values for r in rows if r.table == "stock" and r.values["product_id"] == key]
 
 
+def stale_rows(rows: list[Row]) -> list[tuple]:
+    return [(r.values["aggregate"], r.values["aggregate_id"], r.values["version"], r.values["reason"])
+            for r in rows if r.table == "stale_aggregates"]
+
+
 def test_an_event_the_fold_refuses_is_dead_lettered_and_the_rest_goes_on():
     rows, dead = run([
         record("p1", 1, created("p1")), record("p1", 2, set_total("p1", 3)),
@@ -53,6 +58,7 @@ def test_an_event_the_fold_refuses_is_dead_lettered_and_the_rest_goes_on():
     ])
     assert [(d["reason"], d["key"]) for d in dead] == [("projection_failed", "p1")]
     assert "available never negative" in dead[0]["error"]
+    assert stale_rows(rows) == [("inventory", "p1", 3, "projection_failed")]
     assert stock_rows(rows, "p1")[-1]["total_quantity"] == 3 and stock_rows(rows, "p1")[-1]["version"] == 2
     assert stock_rows(rows, "p2")[-1]["total_quantity"] == 5  # the other product's views went on
 
@@ -62,6 +68,7 @@ def test_a_gap_in_the_versions_is_reported_not_hidden():
                       record("p3", 3, set_total("p3", 4))])  # and 3 again: a redelivery, skipped
     assert [(d["reason"], d["key"]) for d in dead] == [("version_gap", "p3")]
     assert "version 3 after 1" in dead[0]["error"]
+    assert stale_rows(rows) == [("inventory", "p3", 3, "version_gap")]
     assert [(r["total_quantity"], r["version"]) for r in stock_rows(rows, "p3")] == [(0, 1), (4, 3)]
 
 
@@ -101,6 +108,7 @@ def test_a_retired_aggregate_keeps_its_rows_and_only_its_version_is_held():
                       record("p4", 4, set_total("p4", 1))])  # cannot be: reported, not applied
     assert [(r["total_quantity"], r["version"]) for r in stock_rows(rows, "p4")] == [(0, 1), (7, 2)]
     assert [(d["reason"], d["key"]) for d in dead] == [("after_retirement", "p4")]
+    assert stale_rows(rows) == [("inventory", "p4", 4, "after_retirement")]
     envelope = Envelope(event_id="x", type="Retired", key="p5", occurred_at="2026-01-01T00:00:00+00:00",
                         correlation_id="x", causation_id=None, version=1, payload={"retiredAt": "2026-01-01T02:00:00+00:00"})
     held, outputs = fold(None, ("inventory", envelope, envelope.message(), True))

@@ -35,8 +35,21 @@ async def health(request: Request):
                   "redis": await _check(state.redis.ping(), PART_WAIT_S)}
     components["projection"] = await _check(_projection_moves(state), PART_WAIT_S)
     healthy = all(v == "ok" for v in components.values())
-    return JSONResponse({"status": "ok" if healthy else "degraded", "components": components,
-                         "roundTripMs": round((time.monotonic() - started) * 1000, 1)}, 200 if healthy else 503)
+    body = {"status": "ok" if healthy else "degraded", "components": components}
+    if components["postgres"] == "ok":  # views the projection could not keep right (it carries on): not down
+        body["staleAggregates"] = await _stale_count(state)
+    body["roundTripMs"] = round((time.monotonic() - started) * 1000, 1)
+    return JSONResponse(body, 200 if healthy else 503)
+
+
+async def _stale_count(state) -> int | None:
+    """How many aggregates the projection marked stale (`stale_aggregates`), or None if it cannot say now."""
+    try:
+        async with asyncio.timeout(PART_WAIT_S):
+            row = await state.reads.one("SELECT count(DISTINCT (aggregate, aggregate_id)) AS n FROM stale_aggregates")
+    except Exception:  # the count is a report, never a reason for /health to fail
+        return None
+    return row["n"]
 
 
 async def _check(probe, timeout: float) -> str:
