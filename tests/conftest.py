@@ -71,6 +71,15 @@ def private_stack(name: str, **overrides):
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def spare_stack():
+    """A private stack with the default settings for tests that break its parts (tests/test_health.py stops
+    them one by one, the NUL-token test of tests/test_malformed_input.py could crash a dataflow): shared by
+    them, one start instead of one each, and never the session's `stack`. Each leaves it healthy."""
+    with private_stack("spare") as running:
+        yield running
+
+
 @pytest.fixture(scope="module")
 def short_ttl_stack():
     """A private stack whose reservations and carts expire in seconds."""

@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from ingest_api.routes import system
-from tests.conftest import private_stack
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -15,10 +14,9 @@ PARTS = {"commands", "broker", "postgres", "redis", "projection"}
 
 
 @pytest.fixture(scope="module")
-def own_stack():
-    """A private stack: this test stops its parts."""
-    with private_stack("health") as running:
-        yield running
+def own_stack(spare_stack):
+    """Not the session's stack: these tests stop its parts (and each leaves it healthy)."""
+    return spare_stack
 
 
 def health(stack) -> httpx.Response:

@@ -21,7 +21,7 @@ from state.common import BUYER, SELLER, Actor, Command, derived_id, type_name
 from state.registry import AGGREGATES
 from tests.sim.world import World
 
-OTHERS = 5_000
+OTHERS = 1_200  # more than twice the window of remembered ids (`RECENT_COMMANDS`): it is long gone
 PRODUCT, TEA, SELLER_ID, BUYER_ID = "product-1", "product-2", "seller-1", "buyer-1"
 RESERVATION, ORDER = "reservation-1", "order-1"
 
