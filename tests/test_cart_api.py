@@ -54,7 +54,11 @@ class TestSpecExample:
 
         assert add(c, pid, 2).status_code == 201
         stock(seller, pid, availableQuantity=0, reservedQuantity=5, totalQuantity=5)
-        assert eventually(lambda: b.get("/api/cart").json()["items"] == [] and True)
+        # The refused add left nothing in b's cart: once b's next add shows, it is the only item there.
+        _, other = listed_product(client, 1)
+        assert add(b, other, 1).status_code == 201
+        assert eventually(lambda: [(i["productId"], i["quantity"]) for i in b.get("/api/cart").json()["items"]]
+                          == [(other, 1)], what="b's cart with only its later item")
 
 
 class TestCartItems:
@@ -130,6 +134,14 @@ class TestCartItems:
     def test_unknown_or_inactive_products_are_404(self, client):
         buyer = client("BUYER")
         assert add(buyer, "no-such-product", 1).status_code == 404
+        seller, pid = listed_product(client, 4)
+        r = seller.put(f"/api/catalog/products/{pid}", json={"status": "INACTIVE"})
+        assert r.status_code == 200 and r.json()["status"] == "INACTIVE", r.text
+        eventually(lambda: seller.get(f"/api/catalog/products/{pid}").json().get("status") == "INACTIVE",
+                   what="the product shown inactive")
+        r = add(buyer, pid, 1)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
+        stock(seller, pid, availableQuantity=4, reservedQuantity=0)
 
 
 class TestFlashSale:

@@ -132,8 +132,11 @@ class TestAccess:
         admin = client("ADMIN")
         r = admin.put(f"/api/shipments/{shipment}/process")
         assert r.status_code == 409
-        listed = admin.get("/api/shipments", params={"status": "PENDING", "limit": 100}).json()
-        assert "nextCursor" in listed
+        # Admins see it, unpaid and still PENDING; its seller's list does not hold it.
+        listed = eventually(lambda: admin.get("/api/shipments", params={"orderId": order_id}).json()["items"],
+                            what="the unpaid shipment in the admin's list")
+        assert [(s["shipmentId"], s["status"]) for s in listed] == [(shipment, "PENDING")]
+        assert seller.get("/api/shipments", params={"orderId": order_id}).json()["items"] == []
 
 
 class TestAdminViews:
