@@ -27,7 +27,7 @@ def world(seed: int, forget: timedelta = timedelta(days=30)) -> World:
     return w
 
 
-def placed(w: World, n: int, buyer: Actor | None = None) -> str:
+def placed(w: World, n: int, buyer: Actor | None = None, attach: bool = True) -> str:
     """Order `order-n` checked out by `buyer` (default: a buyer of its own), its PaymentIntent attached."""
     buyer = buyer or Actor(f"buyer-{n}", BUYER)
     w.send("cart", buyer.user_id, cart.AddCartItem(
@@ -39,10 +39,19 @@ def placed(w: World, n: int, buyer: Actor | None = None) -> str:
         command_id=f"checkout-{n}", now=w.now, actor=buyer, buyer_id=buyer.user_id, order_id=f"order-{n}",
         payment_id=f"pay-{n}", allocation_ttl_s=HARD_TTL, fee_bps=1000))
     w.drain()
+    if not attach:
+        return f"order-{n}"
     w.send("order", f"order-{n}", order.AttachPayment(command_id=f"attach-{n}", now=w.now, order_id=f"order-{n}",
                                                       payment_id=f"pay-{n}", intent_id=f"pi_{n}"))
     w.drain()
     return f"order-{n}"
+
+
+def cancelled(w: World, n: int) -> None:
+    w.send("order", f"order-{n}", order.CancelOrder(command_id=f"cancel-{n}", now=w.now, order_id=f"order-{n}",
+                                                    actor=Actor(f"buyer-{n}", BUYER), reason="buyer"))
+    w.drain()
+    assert w.state("order", f"order-{n}").status == order.CANCELLED
 
 
 def captured(w: World, n: int) -> None:
@@ -110,10 +119,7 @@ def test_a_delivered_order_retires_after_the_grace_with_its_payment_and_ledger()
 def test_a_cancelled_order_with_a_payment_intent_stays_live_for_a_late_capture_and_refunds_it():
     w = world(2)
     placed(w, 2)
-    w.send("order", "order-2", order.CancelOrder(command_id="cancel-2", now=w.now, actor=Actor("buyer-2", BUYER),
-                                                 order_id="order-2", reason="buyer"))
-    w.drain()
-    assert w.state("order", "order-2").status == order.CANCELLED
+    cancelled(w, 2)
 
     wait_out(w, timedelta(days=2).total_seconds(), step_s=3600)  # Stripe's retries are still coming
     assert not retired(w, "order", "order-2")
@@ -133,25 +139,14 @@ def test_a_cancelled_order_with_a_payment_intent_stays_live_for_a_late_capture_a
     assert len(posted) == 2 and w.dead == []  # owed, then paid back
 
 
-def test_a_cancelled_order_without_a_payment_retires_after_the_grace():
-    w = world(3)
-    placed(w, 3)
-    w.send("order", "order-3", order.CancelOrder(command_id="cancel-3", now=w.now, actor=Actor("buyer-3", BUYER),
-                                                 order_id="order-3", reason="buyer"))
-    w.drain()
-    assert not retired(w, "order", "order-3")  # it had an intent: Stripe may still report
-    w2 = world(4)
-    w2.send("cart", "buyer-4", cart.AddCartItem(
-        command_id="add-4", now=w2.now, actor=Actor("buyer-4", BUYER), buyer_id="buyer-4", product_id="mug",
-        sku="mug", seller_id=SELLER_1.user_id, price_cents=1500, currency="USD", quantity=1,
-        reservation_ttl_s=HARD_TTL, cart_ttl_s=HARD_TTL))
-    w2.drain()
-    w2.send("cart", "buyer-4", cart.Checkout(command_id="checkout-4", now=w2.now, actor=Actor("buyer-4", BUYER),
-                                             buyer_id="buyer-4", order_id="order-4", payment_id="pay-4",
-                                             allocation_ttl_s=HARD_TTL, fee_bps=1000))
-    w2.drain()
-    wait_out(w2, HARD_TTL + RETAIN.total_seconds() + 1200)  # never paid: its holds lapse, it is cancelled
-    assert retired(w2, "order", "order-4") and w2.dead == []
+def test_an_order_never_paid_retires_once_its_holds_lapse_and_the_grace_passes():
+    """No PaymentIntent was ever made: nothing can come late, so it retires a grace after its cancellation."""
+    w = world(4)
+    placed(w, 4, attach=False)
+    wait_out(w, HARD_TTL + order.SAGA_GRACE.total_seconds())  # its holds lapse: it is cancelled
+    assert w.state("order", "order-4").status == order.CANCELLED and not retired(w, "order", "order-4")
+    wait_out(w, RETAIN.total_seconds())
+    assert retired(w, "order", "order-4") and w.dead == []
 
 
 def test_a_refusal_or_a_probe_of_an_unknown_key_holds_nothing():
