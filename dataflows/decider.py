@@ -205,7 +205,10 @@ class DeciderLogic(StatefulLogic):
         `forget` has passed, forgets it altogether), anything else is refused (a late duplicate of what it
         already did, a request long after it finished)."""
         if envelope.type in (type_name(Retire), type_name(Expire)):
-            command = envelope.message()
+            try:
+                command = envelope.message()
+            except ValueError:  # a malformed timer record: nothing to do for a tombstone either way
+                return []
             if isinstance(command, Retire) and not command.by_owner:
                 self._forgotten = command.now >= self.slot.state.retired_at + self.forget
             return []

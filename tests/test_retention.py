@@ -11,6 +11,7 @@ import pickle
 from collections import Counter
 from datetime import timedelta
 
+from buyit.envelope import Envelope
 from dataflows import decider
 from state import cart, order, payment
 from state.common import BUYER, SELLER, Actor, Tombstone
@@ -114,6 +115,12 @@ def test_a_delivered_order_retires_after_the_grace_with_its_payment_and_ledger()
     assert len(w.events) == before and w.dead == []
     assert (answer(w, "late-deliver")["status"], answer(w, "late-deliver")["error"]) == (409, "invalid_transition")
     assert answer(w, "late-capture")["status"] == 409
+    # A malformed timer record for it neither crashes the operator nor does anything.
+    junk = Envelope(event_id="junk-retire", type="Retire", key="order-1", occurred_at=w.now.isoformat(),
+                    correlation_id="junk-retire", causation_id=None, version=None, payload={"now": "not a time"})
+    w._enqueue("order.commands", "order-1", junk.encode())
+    w.drain()
+    assert len(w.events) == before and retired(w, "order", "order-1")
 
 
 def test_a_cancelled_order_with_a_payment_intent_stays_live_for_a_late_capture_and_refunds_it():
