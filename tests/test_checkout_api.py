@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, read_topic
 from tests.payments import intent_of, intent_status, pay, signed_event, stripe_client
 from tests.test_cart_api import add, listed_product, stock
 
@@ -117,8 +119,18 @@ class TestCheckout:
         stock(seller, pid, soldQuantity=2, totalQuantity=3)
         admin = client("ADMIN")
         eventually(lambda: admin.get("/api/ledger/transactions", params={"orderId": answer["orderId"]}).json()["items"])
-        # a late duplicate changes nothing either
+        # a late duplicate changes nothing either: once a later event for the same payment is answered (it is
+        # decided after the duplicate, in the same partition), the log holds one capture and one sale
         post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000, event_id="evt_same")
+        barrier = f"evt_barrier_{uuid.uuid4().hex[:8]}"
+        assert post_event(client, stack, "payment_intent.succeeded", answer, intent_id, 2000,
+                          event_id=barrier).status_code == 200
+        command = str(uuid.uuid5(uuid.NAMESPACE_URL, f"stripe-event:{barrier}"))
+        eventually(lambda: admin.get(f"/api/commands/{command}").status_code == 200, what="the barrier decided")
+        brokers = stack.settings_for_children().brokers
+        logged = [e["type"] for topic in ("payment.events", "ledger.events") for e in read_topic(brokers, topic)
+                  if e["payload"].get("paymentId") == answer["paymentId"]]
+        assert logged.count("PAYMENT_CAPTURED") == 1 and logged.count("LedgerTransactionPosted") == 1, logged
         stock(seller, pid, soldQuantity=2, totalQuantity=3)
         assert len(admin.get("/api/ledger/transactions", params={"orderId": answer["orderId"]}).json()["items"]) == 1
 
