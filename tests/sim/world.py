@@ -35,13 +35,16 @@ class World:
         self.queues: dict[str, deque] = defaultdict(deque)  # per aggregate key, like a partition
         self.events: list[dict] = []
         self.event_topics: dict[str, str] = {}  # event id -> the topic it went to
-        self.results: dict[str, dict] = {}
+        self.results: dict[str, dict] = {}  # command id -> its first answer
+        self.answers: dict[str, list[dict]] = defaultdict(list)  # command id -> every answer record to it
+        self.sent: list[str] = []  # the ids of the commands sent from outside (as the API would)
         self.dead: list[dict] = []
 
     # --- input ---
 
     def send(self, aggregate: str, key: str, command) -> str:
         self._enqueue(commands_topic(aggregate), key, command_envelope(command, key).encode())
+        self.sent.append(command.command_id)
         return command.command_id
 
     def _enqueue(self, topic: str, key: str, value: bytes) -> None:
@@ -112,6 +115,7 @@ class World:
                 record = json.loads(value)
                 if record["type"] != "CommandRepeated":  # a retry's "taken already" is no answer
                     self.results.setdefault(record["correlationId"], record)
+                    self.answers[record["correlationId"]].append(record)
             else:
                 self.dead.append(json.loads(value))
 
