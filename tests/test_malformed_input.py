@@ -491,25 +491,20 @@ def test_token_user_id_with_nul_is_refused_on_reads(world, stack):
     world.run([Case("nul-user", "GET", "/api/users/me"), Case("nul-user", "GET", "/api/cart")], threads=1)
 
 
-@pytest.fixture(scope="module")
-def private_stack(spare_stack):
-    """Not the session's stack, for a test that may kill a dataflow."""
-    return spare_stack
-
-
 # Found here: before 4ad64fd the command answered 201 and its event then killed the projection dataflow for good
 # (sinks/postgres.py write_rows: psycopg.DataError -> BytewaxRuntimeError; the event stays on its topic).
-def test_token_user_id_with_nul_does_not_crash_the_projection(private_stack):
-    nul = Client(private_stack, "nul\x00seller", "SELLER")
+def test_token_user_id_with_nul_does_not_crash_the_projection(spare_stack):
+    """On a stack of its own (`spare_stack`): it may kill a dataflow."""
+    nul = Client(spare_stack, "nul\x00seller", "SELLER")
     try:
         r = nul.post("/api/users/me", json={})
         assert r.status_code < 500 and verdict(r.status_code, r.text) is None, (r.status_code, r.text)
         if r.status_code < 400:  # let through: the projection must meet its event and go on (a dead letter)
-            brokers = private_stack.settings_for_children().brokers
+            brokers = spare_stack.settings_for_children().brokers
             eventually(lambda: any("nul" in (d.get("key") or "") for d in read_topic(brokers, "dead.letters")),
                        what="the NUL user's event dead-lettered by the projection")
-        private_stack.supervisor.check_alive()
-        assert Client(private_stack).get("/health").status_code == 200
+        spare_stack.supervisor.check_alive()
+        assert Client(spare_stack).get("/health").status_code == 200
     finally:
         nul.http.close()
 

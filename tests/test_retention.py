@@ -82,7 +82,7 @@ def retired(w: World, aggregate: str, key: str) -> bool:
 
 
 def answer(w: World, command_id: str) -> dict:
-    return w.results[command_id]["payload"]
+    return w.answers[command_id][0]["payload"]
 
 
 def test_a_delivered_order_retires_after_the_grace_with_its_payment_and_ledger():

@@ -35,8 +35,7 @@ class World:
         self.queues: dict[str, deque] = defaultdict(deque)  # per aggregate key, like a partition
         self.events: list[dict] = []
         self.event_topics: dict[str, str] = {}  # event id -> the topic it went to
-        self.results: dict[str, dict] = {}  # command id -> its first answer
-        self.answers: dict[str, list[dict]] = defaultdict(list)  # command id -> every answer record to it
+        self.answers: dict[str, list[dict]] = defaultdict(list)  # command id -> every answer to it, first first
         self.sent: list[str] = []  # the ids of the commands sent from outside (as the API would)
         self.dead: list[dict] = []
 
@@ -114,7 +113,6 @@ class World:
             elif topic == "command.results":
                 record = json.loads(value)
                 if record["type"] != "CommandRepeated":  # a retry's "taken already" is no answer
-                    self.results.setdefault(record["correlationId"], record)
                     self.answers[record["correlationId"]].append(record)
             else:
                 self.dead.append(json.loads(value))
