@@ -182,3 +182,37 @@ class TestSince:
             stock = dict(conn.execute(f"SELECT product_id, total_quantity FROM {schema}.stock").fetchall())
             live = conn.execute("SELECT total_quantity FROM stock WHERE product_id = %s", (new_pid,)).fetchone()
         assert stock == {new_pid: live[0]} == {new_pid: 3}, "folded from the start, written only if changed since"
+
+
+class TestWindowMinutes:
+    def test_only_differing_minutes_are_replaced(self, stack, settings):
+        """A replay's minutes against a target table: a minute only the replay has is written, one only the
+        table has is removed, one whose sums differ is removed and written again (no part left twice), an
+        equal one is not touched."""
+        from buyit.bootstrap import create_schema
+        from sinks.views import Row
+        from sinks.window_rebuild import replace_minutes
+        schema = f"replay_{uuid.uuid4().hex[:8]}"
+        create_schema(settings.database_url, schema)
+
+        def minute(n: int, units: int, part: str = "on_time") -> Row:
+            at = datetime(2026, 1, 1, 12, n, tzinfo=UTC)
+            return Row("sales_minutes", ("window_start", "seller_id", "product_id", "part"), {
+                "window_start": at, "seller_id": "s", "product_id": "p", "part": part, "units_sold": units,
+                "gross_cents": 100 * units, "orders": 1, "reservations_made": 0, "reservations_expired": 0,
+                "reservations_converted": 0, "closed": True, "version": units})
+
+        table_only, differs, equal, replay_only = minute(1, 1), minute(2, 2), minute(3, 3), minute(4, 4)
+        with psycopg.connect(replay.in_schema(settings.database_url, schema)) as conn:
+            cols = list(table_only.values)
+            for row in (table_only, differs, minute(2, 5, "late"), equal):
+                conn.execute(f"INSERT INTO sales_minutes ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
+                             [row.values[c] for c in cols])
+            conn.commit()
+            written = replace_minutes(conn, [minute(2, 9), equal, replay_only], None, None)
+            got = conn.execute("SELECT extract(minute FROM window_start)::int, part, units_sold FROM sales_minutes "
+                               "ORDER BY 1, 2").fetchall()
+            conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
+            conn.commit()
+        assert got == [(2, "on_time", 9), (3, "on_time", 3), (4, "on_time", 4)]
+        assert written == {"sales_minutes": 2, "sales_minutes minutes replaced": 3}
