@@ -32,12 +32,15 @@ def view_sql(root: Path, table: str) -> str:
     """The SELECT behind `table`'s view: its Parquet files, one row per (event_id, line)."""
     folder = Path(root) / "facts" / table
     if next(folder.glob("date=*/*.parquet"), None) is None:
-        empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in columns(table))
+        empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in [*columns(table), ("date", "DATE")])
         return f"SELECT {empty} WHERE false"
-    names = ", ".join(name for name, _ in columns(table))  # not `date`: the partition is derived from occurred_at
+    # `date` is the partition: occurred_at's UTC day, free to read (a day bucket from it instead of
+    # date_trunc over occurred_at made sales-by-seller 1.4x faster, bench/analytics.py)
+    names = ", ".join([*(name for name, _ in columns(table)), "date"])
     # QUALIFY row_number() rather than DISTINCT ON: measured 1.5-4x faster here (bench/analytics.py), as
     # DISTINCT ON carries every column through its hash table.
-    scan = f"SELECT {names} FROM read_parquet({_quoted(str(folder) + '/date=*/*.parquet')}, hive_partitioning = false)"
+    scan = (f"SELECT {names} FROM read_parquet({_quoted(str(folder) + '/date=*/*.parquet')}, "
+            "hive_partitioning = true, hive_types = {'date': DATE})")
     return scan if table in UNIQUE else f"{scan} QUALIFY row_number() OVER (PARTITION BY event_id, line) = 1"
 
 
