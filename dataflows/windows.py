@@ -17,7 +17,8 @@ the same rows (readers add the parts; which facts were late may differ between a
 replay, the sum does not). One known gap: after a crash, facts processed after the last snapshot
 (at most `BUYIT_SNAPSHOT_INTERVAL_S`) are folded again; if the downtime outlasted `WAIT` they come
 back late and count twice in their minute. `buyit replay` recomputes exact figures, replacing whole
-minutes (sinks/window_rebuild.py).
+minutes (sinks/window_rebuild.py); it sums each minute's facts directly (`whole_minutes`): it only
+wants the totals, and a figure per fact through the window operator was a fifth of its time.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bytewax import operators as op
+from bytewax.operators import StatefulLogic
 from bytewax.operators import windowing as win
 
 from state.analytics import (EPOCH, LATE, MINUTE, ON_TIME, Fact, WindowFigures, add, merged, split_key,
-                             window_start)
+                             window_id_of, window_start)
 
 WAIT = timedelta(seconds=10)  # how far behind the newest event of a key another may come and still be on time
 
@@ -81,3 +83,29 @@ def per_minute(facts):
     late_figures = op.map("late_figures", totals, lambda kv: _figures(
         kv[0].rsplit("@", 1)[0], int(kv[0].rsplit("@", 1)[1]), kv[1][0], kv[1][1], LATE, False))
     return op.merge("all_figures", on_time, late_figures)
+
+
+class MinuteTotal(StatefulLogic):
+    """Every fact of one key's minute summed, emitted once when the (bounded) input ends."""
+
+    def __init__(self, resume: tuple[dict, int] | None):
+        self.counts, self.facts = resume if resume is not None else (None, 0)
+
+    def on_item(self, fact: Fact) -> tuple[list, bool]:
+        self.counts, self.facts = add(self.counts, fact), self.facts + 1
+        return [], StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[list, bool]:
+        return [(self.counts, self.facts)], StatefulLogic.DISCARD
+
+    def snapshot(self) -> tuple[dict, int]:
+        return (self.counts, self.facts)  # counts are replaced, never mutated
+
+
+def whole_minutes(facts):
+    """Facts of a bounded input in, one closed on-time `WindowFigures` per key and minute out at its end:
+    what a replay needs (it replaces whole minutes), without a figure per fact or a watermark."""
+    keyed = op.key_on("key_by_minute", facts, lambda f: f"{f.key}@{window_id_of(f.at)}")
+    totals = op.stateful("minute_totals", keyed, MinuteTotal)  # (key@window id, (counts, facts))
+    return op.map("minute_figures", totals, lambda kv: _figures(
+        kv[0].rsplit("@", 1)[0], int(kv[0].rsplit("@", 1)[1]), kv[1][0], kv[1][1], ON_TIME, True))
