@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +13,7 @@ from bytewax.operators import StatefulLogic
 from buyit.envelope import (DEAD_LETTERS, REPEATED, RESULTS, Envelope, command_envelope, commands_topic,
                             events_topic, fingerprint, to_wire)
 from buyit.settings import get_settings
+from dataflows.remembered import Remembered
 from state.common import Aggregate, Expire, Rejection, Retire, Retired, Stamp, Tombstone, derived_id, type_name
 from state.registry import AGGREGATES
 
@@ -35,7 +35,7 @@ class Slot:
     aggregate: str
     key: str
     state: Any
-    recent: OrderedDict = field(default_factory=OrderedDict)
+    recent: Remembered = field(default_factory=lambda: Remembered(RECENT_COMMANDS))
     # The Expire (or Retire) asked for and not decided yet: (command id, when due, when asked).
     asked: tuple[str, datetime, datetime] | None = None
 
@@ -71,6 +71,8 @@ class DeciderLogic(StatefulLogic):
     forget = timedelta(seconds=get_settings().buyit_forget_retired_s)
 
     def __init__(self, resume: Slot | None, clock=lambda: datetime.now(UTC)):
+        if resume is not None and not isinstance(resume.recent, Remembered):  # a snapshot of an older build
+            resume.recent = Remembered.of(RECENT_COMMANDS, resume.recent.items())
         self.slot = resume
         self.clock = clock  # timers pass their own `now` in; a simulation passes a fake clock
         self._forgotten = False
@@ -255,7 +257,4 @@ class DeciderLogic(StatefulLogic):
         return (RESULTS, envelope.correlation_id, repeated.encode())
 
     def _remember(self, envelope: Envelope, answer: Output | None) -> None:
-        recent = self.slot.recent
-        recent[envelope.event_id] = (fingerprint(envelope.payload), answer)
-        while len(recent) > RECENT_COMMANDS:
-            recent.popitem(last=False)
+        self.slot.recent.add(envelope.event_id, (fingerprint(envelope.payload), answer))

@@ -4,6 +4,8 @@ what it answers, what it remembers, what it does with a broken decider, and how 
 from __future__ import annotations
 
 import json
+import pickle
+from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -90,6 +92,22 @@ class TestAnswers:
         assert kinds(outputs(logic, add("add-1"))) == [("command.results", "CommandSucceeded")]
         assert logic.slot.state.version == 3  # created, requested, requested: the late add-1 added nothing
 
+
+    def test_a_snapshot_survives_a_restart_and_one_of_an_older_build_is_read(self):
+        """The remembered window is part of the recovery snapshot: a retry after a restart is answered as before,
+        from this build's snapshot and from one an older build wrote (the window as an ordered dict)."""
+        logic = DeciderLogic(None)
+        first = outputs(logic, create())
+        restored = DeciderLogic(pickle.loads(pickle.dumps(logic.snapshot())))
+        older = pickle.loads(pickle.dumps(logic.snapshot()))
+        older.recent = OrderedDict([("create-1", logic.slot.recent.get("create-1"))])
+        for logic in (restored, DeciderLogic(older)):
+            again = outputs(logic, create())
+            assert kinds(again) == [("command.results", "CommandSucceeded")]
+            assert again[0][1]["payload"] == first[-1][1]["payload"]
+            refused = outputs(logic, create(command_id="create-2"))  # a new command is decided and remembered
+            assert [r["payload"]["error"] for _, r in refused] == ["sku_taken"]
+            assert outputs(logic, create(command_id="create-2")) == refused
 
 class TestBrokenDecider:
     def test_an_exception_keeps_the_state_dead_letters_the_record_and_answers_500(self, monkeypatch):
