@@ -92,7 +92,6 @@ class TestAnswers:
         assert kinds(outputs(logic, add("add-1"))) == [("command.results", "CommandSucceeded")]
         assert logic.slot.state.version == 3  # created, requested, requested: the late add-1 added nothing
 
-
     def test_a_snapshot_survives_a_restart_and_one_of_an_older_build_is_read(self):
         """The remembered window is part of the recovery snapshot: a retry after a restart is answered as before,
         from this build's snapshot and from one an older build wrote (the window as an ordered dict)."""
@@ -101,13 +100,14 @@ class TestAnswers:
         restored = DeciderLogic(pickle.loads(pickle.dumps(logic.snapshot())))
         older = pickle.loads(pickle.dumps(logic.snapshot()))
         older.recent = OrderedDict([("create-1", logic.slot.recent.get("create-1"))])
-        for logic in (restored, DeciderLogic(older)):
-            again = outputs(logic, create())
+        for resumed in (restored, DeciderLogic(older)):
+            again = outputs(resumed, create())
             assert kinds(again) == [("command.results", "CommandSucceeded")]
             assert again[0][1]["payload"] == first[-1][1]["payload"]
-            refused = outputs(logic, create(command_id="create-2"))  # a new command is decided and remembered
+            refused = outputs(resumed, create(command_id="create-2"))  # a new command is decided and remembered
             assert [r["payload"]["error"] for _, r in refused] == ["sku_taken"]
-            assert outputs(logic, create(command_id="create-2")) == refused
+            assert outputs(resumed, create(command_id="create-2")) == refused
+
 
 class TestBrokenDecider:
     def test_an_exception_keeps_the_state_dead_letters_the_record_and_answers_500(self, monkeypatch):

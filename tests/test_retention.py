@@ -187,9 +187,10 @@ def test_what_is_held_stays_flat_while_orders_keep_coming(monkeypatch):
     assert sum(e["type"] == "Retired" for e in w.events) >= 3 * 300 and w.dead == []
     orders = [s["orders"] for s in sizes]
     assert orders[-1] <= 4 * 20 and orders[-1] <= orders[10] + 2, orders  # a few hours' worth, no more
-    # Every key's window of remembered command ids is full by hour 7; after that, nothing grows. Each window is
+    # Every key's window of remembered command ids is full by hour 10; after that, nothing grows. Each window is
     # sealed in chunks (dataflows/remembered.py), so a key holds between 64 and 95 ids as its chunks fill and
-    # go: compare the largest of the last seven hours with the largest of the seven before, not two hours.
+    # go: compare the largest of hours 14-20 with the largest of hours 7-13 (which take in hours 10-13), not
+    # two single hours.
     held = [s["bytes"] for s in sizes]
     assert max(held[13:]) <= 1.05 * max(held[6:13]), held
     stock = w.state("inventory", "mug")
