@@ -20,6 +20,7 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 
 from buyit.envelope import Envelope, commands_topic, decode
+from buyit.settings import get_settings
 from dataflows.decider import DeciderLogic, dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from state.registry import AGGREGATES
@@ -86,4 +87,5 @@ def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
 
 def kafka_flow() -> Dataflow:
     """The production flow: all command topics from Kafka, outputs back to Kafka."""
-    return build_flow(kafka_source(list(_COMMAND_TOPICS)), kafka_sink(), keyed_sink_message)
+    clustered = get_settings().buyit_decide_processes > 1
+    return build_flow(kafka_source(list(_COMMAND_TOPICS), clustered=clustered), kafka_sink(), keyed_sink_message)

@@ -26,8 +26,14 @@ from buyit.envelope import RESULTS
 from buyit.settings import get_settings
 
 # How long one `next_batch` may block waiting for the first record. poll() returns on the first record,
-# so this only bounds how late an idle worker runs its timers and exchanges.
+# so this only bounds how late an idle worker runs its timers and exchanges. A worker of a cluster must take
+# records other workers exchange to it promptly (a request may wait on them); a lone worker has no exchanges,
+# and waking it twenty times a second only burns an idle stack's CPU (timers are whole seconds).
 POLL_S = 0.05
+LONE_POLL_S = 0.5
+# How long a thread serving delivery reports blocks: poll() returns as soon as one is there, so this only
+# bounds how late the thread notices it should stop.
+REPORTS_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,9 +115,9 @@ class TopicsSource(FixedPartitionedSource):
     `tail=False`, stops at the ends they had when it started, or those `bounds` names)."""
 
     def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500, tail: bool = True,
-                 fetch: dict | None = None, bounds: Bounds | None = None):
+                 fetch: dict | None = None, bounds: Bounds | None = None, poll_s: float = POLL_S):
         self._brokers, self._topics, self._partitions, self._batch = brokers, topics, partitions, batch
-        self._tail, self._fetch, self._bounds = tail, fetch or {}, bounds
+        self._tail, self._fetch, self._bounds, self._poll_s = tail, fetch or {}, bounds, poll_s
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self._partitions)]
@@ -119,20 +125,21 @@ class TopicsSource(FixedPartitionedSource):
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _TopicsPartition:
         # A worker polls its partitions in turn: split the wait so one idle partition never holds up another.
         return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail,
-                                POLL_S / self._partitions, self._fetch, self._bounds)
+                                self._poll_s / self._partitions, self._fetch, self._bounds)
 
 
 # A reader nobody waits on (the projection) lets the broker gather records: a fetch returns once 64 KiB
 # are there or 100 ms have passed. Under load that is one fetch per 100 ms instead of one per record
 # or two, which is most of what the broker spends on that reader; the views trail by at most that.
-BATCHED_FETCH = {"fetch.min.bytes": 65536, "fetch.wait.max.ms": 100}
+BATCHED_FETCH = {"fetch.min.bytes": 65536, "fetch.wait.max.ms": 250}
 
 
-def kafka_source(topics: list[str], tail: bool = True, batched: bool = False) -> TopicsSource:
-    """A source over `topics`; `batched` for readers that favour fewer, larger fetches over latency."""
+def kafka_source(topics: list[str], tail: bool = True, batched: bool = False, clustered: bool = False) -> TopicsSource:
+    """A source over `topics`; `batched` for readers that favour fewer, larger fetches over latency,
+    `clustered` for a dataflow run as a cluster of several workers."""
     settings = get_settings()
     return TopicsSource(settings.brokers, topics, settings.buyit_topic_partitions, tail=tail,
-                        fetch=BATCHED_FETCH if batched else None)
+                        fetch=BATCHED_FETCH if batched else None, poll_s=POLL_S if clustered else LONE_POLL_S)
 
 
 class _FactsFirstPartition(StatefulSinkPartition):
@@ -190,7 +197,7 @@ class _FactsFirstPartition(StatefulSinkPartition):
 
     def _serve_reports(self) -> None:
         while not self._closing.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(REPORTS_POLL_S)
 
     def _produce(self, msg: KafkaSinkMessage, on_delivery=None) -> None:
         while True:

@@ -19,6 +19,9 @@ from state.common import Command
 log = logging.getLogger(__name__)
 
 KEEP_RESULTS = 20_000  # recent results kept for `GET /api/commands/{id}`
+# How long the background threads block in poll(): it returns as soon as a record or report is there, so
+# this only bounds how late a thread notices it should stop (an idle API wakes twice a second, not forty times).
+WAKE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,12 @@ class CommandBus:
 
     def _deliver(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            self._producer.poll(WAKE_S)
 
     def _consume(self) -> None:
         while not self._stop.is_set():
             # poll() returns on the first record; consume() alone would sit out its whole timeout
-            first = self._consumer.poll(0.05)
+            first = self._consumer.poll(WAKE_S)
             if first is None:
                 continue
             answered = []
