@@ -10,6 +10,11 @@ Every saga command is idempotent by state, however late a redelivery comes
 reservation that ended leaves a tombstone (`Ended`), cart requests carry a
 per-reservation `seq` and only a newer one applies, and a seller's absolute
 `SetStock` is ordered by its time.
+
+A tombstone is not kept for good: an order's go when the order retires
+(`ForgetReservation`), and a cart's (released, lapsed or refused while no order
+held it) go `FORGET_ENDED_AFTER` it ended, at an `Expire`. Otherwise every buyer
+who ever let a hot product go would stay in its state, and in every snapshot.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pyrsistent import PMap, pmap, pset
 
@@ -25,6 +30,10 @@ from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, c
                           may_manage, message, not_found)
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5
+# How long a cart's tombstone outlives the reservation: as long as a finished order stays live before it
+# retires (`BUYIT_RETAIN_FINISHED_S`' default), the grace the order's own tombstones get. Only a copy of a
+# cart request more than that late could be decided afresh.
+FORGET_ENDED_AFTER = timedelta(hours=1)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -166,6 +175,7 @@ class ReservationRefused(Event):
     requested: int
     available: int
     seq: int = 0
+    ended_at: datetime | None = None  # the refusal's time (None from older builds: its tombstone is kept)
 
     def rejection(self) -> Rejection:
         return Rejection("insufficient_stock", f"only {self.available} available", 409,
@@ -183,6 +193,7 @@ class ReservationReleased(Event):
     available: int
     seq: int = 0
     order_id: str = ""
+    ended_at: datetime | None = None  # the release's time (None from older builds: its tombstone is kept)
 
 
 @message
@@ -203,6 +214,7 @@ class ReservationExpired(Event):
     kind: str
     available: int
     seq: int = 0  # the newest cart request the hold answered
+    ended_at: datetime | None = None  # the `Expire`'s time (None from older builds: its tombstone is kept)
 
 
 @message
@@ -276,6 +288,7 @@ class Ended:
     outcome: str  # SOLD, SHORT (paid, no units left), RELEASED, EXPIRED, or REFUSED (never held)
     holder_id: str
     seq: int = 0
+    forget_at: int | None = None  # a cart's: the whole minute (epoch seconds) from which it may go; an order's: None
 
 
 @dataclass(frozen=True)
@@ -295,6 +308,7 @@ class Stock:
     # Plain (immutable) defaults, not factories: a recovery snapshot taken before these fields existed
     # unpickles without them and falls back on the class attribute.
     ended: PMap = pmap()  # reservation id -> Ended, for every id that is not (or no longer) held
+    forgetting: PMap = pmap()  # whole minute (epoch seconds) -> ids of the cart tombstones that may go from then
     set_at: datetime | None = None  # the `now` of the newest SetStock applied
     set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at` (the one in force among them)
 
@@ -370,7 +384,7 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
             return [ReservationReleased(product_id=state.product_id, reservation_id=held.reservation_id,
                                         quantity=held.quantity, kind=held.kind, reason=command.reason,
                                         available=state.available + held.quantity, seq=command.seq,
-                                        order_id=command.order_id)]
+                                        order_id=command.order_id, ended_at=command.now)]
         case ForgetReservation() if command.reservation_id in state.ended:
             return [ReservationForgotten(product_id=state.product_id, reservation_id=command.reservation_id)]
         case ForgetReservation():
@@ -399,10 +413,13 @@ def decide(state: Stock, command: Command) -> list[Event] | Rejection:
                       if r.expires_at <= command.now]
             # Each event states what is available after it: the units of the ones before it are back too.
             after = itertools.accumulate((r.quantity for r in lapsed), initial=state.available)
-            return [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
-                                       holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
-                                       kind=r.kind, available=available, seq=r.seq)
-                    for r, available in zip(lapsed, itertools.islice(after, 1, None))]
+            expired = [ReservationExpired(product_id=state.product_id, reservation_id=r.reservation_id,
+                                          holder_id=r.holder_id, buyer_id=r.buyer_id, quantity=r.quantity,
+                                          kind=r.kind, available=available, seq=r.seq, ended_at=command.now)
+                       for r, available in zip(lapsed, itertools.islice(after, 1, None))]
+            gone = sorted(i for minute in state.forgetting if minute <= command.now.timestamp()
+                          for i in state.forgetting[minute])
+            return [*expired, *(ReservationForgotten(product_id=state.product_id, reservation_id=i) for i in gone)]
     return invalid(f"inventory does not handle {type(command).__name__}")
 
 
@@ -446,7 +463,7 @@ def _reserve(state: Stock, command: ReserveStock) -> list[Event] | Rejection:
     if wanted > can_have:
         return [ReservationRefused(product_id=state.product_id, reservation_id=command.reservation_id,
                                    cart_id=command.cart_id, buyer_id=command.buyer_id, requested=wanted,
-                                   available=can_have, seq=command.seq)]
+                                   available=can_have, seq=command.seq, ended_at=command.now)]
     after = _levels_after(state, reserved=state.reserved - held_quantity + wanted)
     return [StockReserved(product_id=state.product_id, reservation_id=command.reservation_id,
                           cart_id=command.cart_id, buyer_id=command.buyer_id, quantity=wanted,
@@ -488,13 +505,16 @@ def evolve(state: Stock, event: Event) -> Stock:
                                                       event.expires_at, event.buyer_id, seq)),
                           reserved=state.reserved - (held.quantity if held else 0) + event.quantity)
         case ReservationRefused():
-            new = _refused(state, event.reservation_id, event.cart_id, event.seq)
+            new = _refused(state, event.reservation_id, event.cart_id, event.seq, _forget_at(event.ended_at))
         case ReservationReleased():
             held = state.reservations.get(event.reservation_id)
             holder = event.order_id or (held.holder_id if held else "")
-            new = _ended(state, event.reservation_id, RELEASED, holder, event.seq)
+            by_cart = event.kind == SOFT and not event.order_id
+            new = _ended(state, event.reservation_id, RELEASED, holder, event.seq,
+                         _forget_at(event.ended_at) if by_cart else None)
         case ReservationExpired():
-            new = _ended(state, event.reservation_id, EXPIRED, event.holder_id)
+            new = _ended(state, event.reservation_id, EXPIRED, event.holder_id,
+                         forget_at=_forget_at(event.ended_at) if event.kind == SOFT else None)
         case StockAllocated():
             held = state.reservations.get(event.reservation_id)
             new = replace(_holding(state, Reservation(event.reservation_id, event.order_id, event.quantity, HARD,
@@ -510,7 +530,7 @@ def evolve(state: Stock, event: Event) -> Stock:
         case SaleShortfall() if event.reservation_id and event.reservation_id not in state.reservations:
             new = _ended(state, event.reservation_id, SHORT, event.order_id)
         case ReservationForgotten():
-            new = replace(state, ended=state.ended.discard(event.reservation_id))
+            new = _tombstone(state, event.reservation_id, None)
         case _:
             new = state
     new = replace(new, version=state.version + 1)
@@ -528,7 +548,7 @@ def _set_by(state: Stock, event: StockUpdated) -> Stock:
     return replace(state, set_at=at, set_ids=(event.request_id,))
 
 
-def _refused(state: Stock, reservation_id: str, cart_id: str, seq: int) -> Stock:
+def _refused(state: Stock, reservation_id: str, cart_id: str, seq: int, forget_at: int | None) -> Stock:
     """A refused cart request still counts as applied: redelivered once units are back, it must not hold."""
     if seq == 0:
         return state
@@ -537,15 +557,42 @@ def _refused(state: Stock, reservation_id: str, cart_id: str, seq: int) -> Stock
         return replace(state, reservations=state.reservations.set(reservation_id,
                                                                    replace(held, seq=max(held.seq, seq))))
     ended = state.ended.get(reservation_id)
-    tombstone = replace(ended, seq=max(ended.seq, seq)) if ended else Ended(REFUSED, cart_id, seq)
-    return replace(state, ended=state.ended.set(reservation_id, tombstone))
+    if ended is None:
+        return _tombstone(state, reservation_id, Ended(REFUSED, cart_id, seq, forget_at))
+    # An order's tombstone stays until the order retires; a cart's lives on from its newest request.
+    later = ended.forget_at if ended.forget_at is None or forget_at is None else max(ended.forget_at, forget_at)
+    return _tombstone(state, reservation_id, replace(ended, seq=max(ended.seq, seq), forget_at=later))
 
 
-def _ended(state: Stock, reservation_id: str, outcome: str, holder_id: str, seq: int = 0) -> Stock:
-    """Nothing is held under the id any more (see `_without` for the units); a tombstone remembers it."""
-    tombstone = Ended(outcome, holder_id, max(seq, last_seq(state, reservation_id)))
-    rest = _without(state, reservation_id)
-    return replace(rest, ended=rest.ended.set(reservation_id, tombstone))
+def _ended(state: Stock, reservation_id: str, outcome: str, holder_id: str, seq: int = 0,
+           forget_at: int | None = None) -> Stock:
+    """Nothing is held under the id any more (see `_without` for the units); a tombstone remembers it,
+    until `forget_at` (a cart's) or until its order retires (`forget_at` None)."""
+    tombstone = Ended(outcome, holder_id, max(seq, last_seq(state, reservation_id)), forget_at)
+    return _tombstone(_without(state, reservation_id), reservation_id, tombstone)
+
+
+def _tombstone(state: Stock, reservation_id: str, tombstone: Ended | None) -> Stock:
+    """The id's tombstone becomes `tombstone` (None: it has none), indexed by when it may go."""
+    forgetting = state.forgetting
+    old = state.ended.get(reservation_id)
+    if old is not None and old.forget_at is not None:
+        ids = forgetting[old.forget_at].discard(reservation_id)
+        forgetting = forgetting.set(old.forget_at, ids) if ids else forgetting.discard(old.forget_at)
+    if tombstone is None:
+        return replace(state, ended=state.ended.discard(reservation_id), forgetting=forgetting)
+    if tombstone.forget_at is not None:
+        forgetting = forgetting.set(tombstone.forget_at,
+                                    forgetting.get(tombstone.forget_at, pset()).add(reservation_id))
+    return replace(state, ended=state.ended.set(reservation_id, tombstone), forgetting=forgetting)
+
+
+def _forget_at(ended_at: datetime | None) -> int | None:
+    """The whole minute from which a cart's tombstone made at `ended_at` may go (None: keep it). Whole
+    minutes keep the index small: an hour of tombstones is at most 61 entries to look at for a deadline."""
+    if ended_at is None:
+        return None
+    return math.ceil((ended_at + FORGET_ENDED_AFTER).timestamp() / 60) * 60
 
 
 def _second(at: datetime) -> int:
@@ -564,8 +611,8 @@ def _holding(state: Stock, reservation: Reservation) -> Stock:
     expiring = _unindexed(state.expiring, held) if held else state.expiring
     second = _second(reservation.expires_at)
     expiring = expiring.set(second, expiring.get(second, pset()).add(reservation.reservation_id))
-    return replace(state, reservations=state.reservations.set(reservation.reservation_id, reservation),
-                   expiring=expiring, ended=state.ended.discard(reservation.reservation_id))
+    return replace(_tombstone(state, reservation.reservation_id, None),
+                   reservations=state.reservations.set(reservation.reservation_id, reservation), expiring=expiring)
 
 
 def _without(state: Stock, reservation_id: str) -> Stock:
@@ -598,6 +645,9 @@ def audit(stock: Stock) -> None:
     check(sorted(i for ids in stock.expiring.values() for i in ids) == sorted(stock.reservations),
           "every reservation indexed by its expiry, once")
     check(not any(i in stock.ended for i in stock.reservations), "a reservation id is held or ended, not both")
+    check(sorted((m, i) for m, ids in stock.forgetting.items() for i in ids)
+          == sorted((e.forget_at, i) for i, e in stock.ended.items() if getattr(e, "forget_at", None) is not None),
+          "every cart tombstone indexed by when it may go, once")
 
 
 def view(state: Stock) -> dict | None:
@@ -614,11 +664,13 @@ def deadline(state: Stock) -> datetime | None:
     """When the next reservations lapse: the end of the second holding the earliest expiry.
 
     Whole seconds keep this cheap however many carts hold the product (a flash sale puts
-    thousands of expiries in one second); a reservation lapses at most a second late.
+    thousands of expiries in one second); a reservation lapses at most a second late. Or, if sooner,
+    when the first cart tombstones may go.
     """
-    if not state.expiring:
-        return None
-    return datetime.fromtimestamp(min(state.expiring) + 1, tz=UTC)
+    due = [min(state.expiring) + 1] if state.expiring else []
+    if state.forgetting:
+        due.append(min(state.forgetting))
+    return datetime.fromtimestamp(min(due), tz=UTC) if due else None
 
 
 def react(event: Event, state: Stock, stamp: Stamp) -> list:

@@ -197,6 +197,28 @@ def test_what_is_held_stays_flat_while_orders_keep_coming(monkeypatch):
     assert len(stock.ended) <= 4 * 20 and stock.sold == n  # ended reservations of retired orders forgotten
 
 
+def test_a_product_forgets_the_carts_that_let_it_go():
+    """Every hour 30 shoppers put the mug in a cart and never come back: each hold lapses, and its tombstone
+    (kept so a late copy of the cart's request is known) goes an hour later. What the product holds stays at
+    about an hour's worth, instead of every shopper who ever looked at it."""
+    w = world(7)
+    ended = []
+    for hour in range(5):
+        for k in range(30):
+            shopper = Actor(f"shopper-{hour}-{k}", BUYER)
+            w.send("cart", shopper.user_id, cart.AddCartItem(
+                command_id=f"look-{hour}-{k}", now=w.now, actor=shopper, buyer_id=shopper.user_id, product_id="mug",
+                sku="mug", seller_id=SELLER_1.user_id, price_cents=1500, currency="USD", quantity=1,
+                reservation_ttl_s=300, cart_ttl_s=300))
+            w.drain()
+        wait_out(w, 3600 - 300, step_s=300)
+        ended.append(len(w.state("inventory", "mug").ended))
+    stock = w.state("inventory", "mug")
+    assert (stock.reserved, stock.available) == (0, 100_000) and w.dead == []
+    assert ended == [30] * 5, ended  # never more than the last hour's shoppers
+    assert sum(e["type"] == "ReservationForgotten" for e in w.events) == 4 * 30
+
+
 def _held(w: World) -> Counter:
     out = Counter()
     for key, logic in w.logic.items():

@@ -172,9 +172,10 @@ def reserve(quantity, *, seq=0, mode="set", reservation_id="reservation-1", now=
                                   quantity=quantity, mode=mode, expires_at=expires_at, seq=seq)
 
 
-def refused(requested, *, available, seq=0, reservation_id="reservation-1"):
+def refused(requested, *, available, seq=0, reservation_id="reservation-1", ended_at=LATER):
     return inventory.ReservationRefused(product_id=PRODUCT_ID, reservation_id=reservation_id, cart_id="cart-1",
-                                        buyer_id="buyer-1", requested=requested, available=available, seq=seq)
+                                        buyer_id="buyer-1", requested=requested, available=available, seq=seq,
+                                        ended_at=ended_at)
 
 
 def release(*, seq=0, order_id="", reservation_id="reservation-1", reason="removed", now=LATER,
@@ -184,17 +185,17 @@ def release(*, seq=0, order_id="", reservation_id="reservation-1", reason="remov
 
 
 def released(quantity, *, available, seq=0, order_id="", kind=inventory.SOFT, reservation_id="reservation-1",
-             reason="removed"):
+             reason="removed", ended_at=LATER):
     return inventory.ReservationReleased(product_id=PRODUCT_ID, reservation_id=reservation_id, quantity=quantity,
                                          kind=kind, reason=reason, available=available, seq=seq,
-                                         order_id=order_id)
+                                         order_id=order_id, ended_at=ended_at)
 
 
 def expired(quantity, *, available, seq=0, kind=inventory.SOFT, holder_id="cart-1",
-            reservation_id="reservation-1"):
+            reservation_id="reservation-1", ended_at=LATER):
     return inventory.ReservationExpired(product_id=PRODUCT_ID, reservation_id=reservation_id, holder_id=holder_id,
                                         buyer_id="buyer-1", quantity=quantity, kind=kind, available=available,
-                                        seq=seq)
+                                        seq=seq, ended_at=ended_at)
 
 
 def allocate(quantity, *, reservation_id="reservation-2", order_id="order-1", now=LATER, command_id="allocate-1",

@@ -8,7 +8,7 @@ and allocated buckets for the stock rules.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -30,6 +30,8 @@ ORDERED = [*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, availabl
 SOLD = [*ORDERED, fulfilled(3)]                                   # total 7, sold 3, nothing held
 RESERVED = [*STOCKED, reserved(3, seq=1, available=7)]            # request 1 holds 3, 7 available
 LATER_STILL = LATER + timedelta(minutes=5)
+# A cart's tombstone made at LATER (12:05:00) may go from 13:05:00, a whole minute.
+GOES = int((LATER + inventory.FORGET_ENDED_AFTER).timestamp())
 
 
 def conflict(current_version):
@@ -181,12 +183,12 @@ class TestLateRedelivery:
                      inventory.Ended(inventory.RELEASED, "order-1", 1), id="released_by_the_order"),
         pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
                       released(3, available=10, seq=2, reservation_id="reservation-2")],
-                     inventory.Ended(inventory.RELEASED, "cart-1", 2), id="released_by_the_cart"),
+                     inventory.Ended(inventory.RELEASED, "cart-1", 2, GOES), id="released_by_the_cart"),
         pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=4, available=7),
                       expired(3, available=10, seq=4, reservation_id="reservation-2")],
-                     inventory.Ended(inventory.EXPIRED, "cart-1", 4), id="lapsed"),
+                     inventory.Ended(inventory.EXPIRED, "cart-1", 4, GOES), id="lapsed"),
         pytest.param([*CREATED, refused(3, available=0, seq=2, reservation_id="reservation-2")],
-                     inventory.Ended(inventory.REFUSED, "cart-1", 2), id="refused_to_the_cart"),
+                     inventory.Ended(inventory.REFUSED, "cart-1", 2, GOES), id="refused_to_the_cart"),
         pytest.param([*CREATED, allocation_refused(3, available=0)], inventory.Ended(inventory.REFUSED, "order-1", 0),
                      id="refused_to_the_order"),
         pytest.param([*CREATED, shortfall(3, available=0)], inventory.Ended(inventory.SHORT, "order-1", 0),
@@ -206,6 +208,73 @@ class TestLateRedelivery:
         assert (dict(state.ended), state.sold, state.total) == ({}, 3, 7)
         assert decide(inventory, [*SOLD, *decide(inventory, SOLD, forget)], forget) == []  # forgotten once
         assert decide(inventory, ORDERED, forget) == []  # still held: a reservation under way is never forgotten
+
+    def test_a_cart_s_tombstone_goes_at_the_first_expire_an_hour_after_it_ended(self):
+        history = [*RESERVED, released(3, available=10, seq=2)]
+        state = fold(inventory, history)
+        assert inventory.deadline(state) == datetime.fromtimestamp(GOES, tz=UTC)
+        just_before = Expire(command_id="tick-1", now=datetime.fromtimestamp(GOES - 1, tz=UTC))
+        assert inventory.decide(state, just_before) == []
+        gone = inventory.decide(state, Expire(command_id="tick-2", now=inventory.deadline(state)))
+        assert gone == [inventory.ReservationForgotten(product_id=PRODUCT_ID, reservation_id="reservation-1")]
+        after = fold(inventory, [*history, *gone])
+        assert (dict(after.ended), dict(after.forgetting), inventory.deadline(after)) == ({}, {}, None)
+        inventory.audit(after)
+        # The cart's next request for the product holds again (its seq goes on from the cart's count).
+        assert decide(inventory, [*history, *gone], reserve(2, seq=3)) == [reserved(2, seq=3, available=8)]
+
+    @pytest.mark.parametrize("history", [
+        pytest.param(SOLD, id="sold"),
+        pytest.param([*ORDERED, released(3, available=10, kind=inventory.HARD, order_id="order-1",
+                                         reservation_id="reservation-2")], id="released_by_the_order"),
+        pytest.param([*ORDERED, released(3, available=10, kind=inventory.HARD, reservation_id="reservation-2",
+                                         reason="abandoned")], id="released_by_a_cart_that_gave_up_on_its_order"),
+        pytest.param([*ORDERED, expired(3, available=10, kind=inventory.HARD, holder_id="order-1",
+                                        reservation_id="reservation-2")], id="lapsed_unpaid"),
+        pytest.param([*CREATED, allocation_refused(3, available=0)], id="refused_to_the_order"),
+        pytest.param([*CREATED, shortfall(3, available=0)], id="found_short"),
+        pytest.param([*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
+                      expired(3, available=10, seq=1, reservation_id="reservation-2"),
+                      allocation_refused(3, available=0)], id="a_cart_s_lapsed_hold_the_order_then_claimed"),
+    ])
+    def test_an_order_s_tombstone_waits_for_the_order_to_retire(self, history):
+        state = fold(inventory, history)
+        assert state.ended["reservation-2"].forget_at is None
+        assert (dict(state.forgetting), inventory.deadline(state)) == ({}, None)
+        inventory.audit(state)
+
+    def test_a_cart_s_lapsed_hold_that_an_order_takes_up_is_no_longer_the_cart_s_to_forget(self):
+        state = fold(inventory, [*STOCKED, reserved(3, reservation_id="reservation-2", seq=1, available=7),
+                                 expired(3, available=10, seq=1, reservation_id="reservation-2"),
+                                 allocated(3, available=7)])
+        assert (dict(state.ended), dict(state.forgetting)) == ({}, {})
+        assert inventory.deadline(state) == LATER + timedelta(seconds=1)  # the allocation's own expiry
+        inventory.audit(state)
+
+    def test_a_newer_refusal_keeps_the_tombstone_from_then(self):
+        an_hour_on = LATER + timedelta(minutes=30)
+        state = fold(inventory, [*CREATED, refused(3, available=0, seq=1),
+                                 refused(3, available=0, seq=2, ended_at=an_hour_on)])
+        later = int((an_hour_on + inventory.FORGET_ENDED_AFTER).timestamp())
+        assert state.ended["reservation-1"] == inventory.Ended(inventory.REFUSED, "cart-1", 2, later)
+        assert dict(state.forgetting) == {later: {"reservation-1"}}
+        inventory.audit(state)
+
+    def test_one_expire_lapses_holds_and_forgets_tombstones(self):
+        history = [*STOCKED, refused(20, available=10, seq=1, reservation_id="old"),
+                   reserved(2, reservation_id="held", expires_at=LATER + timedelta(hours=2), available=8)]
+        now = LATER + timedelta(hours=3)
+        events = inventory.decide(fold(inventory, history), Expire(command_id="tick", now=now))
+        assert [(type(e).__name__, e.reservation_id) for e in events] == [
+            ("ReservationExpired", "held"), ("ReservationForgotten", "old")]
+        after = fold(inventory, [*history, *events])
+        assert (list(after.ended), after.available) == (["held"], 10)
+        inventory.audit(after)
+
+    def test_a_tombstone_of_an_older_build_without_a_time_is_kept(self):
+        state = fold(inventory, [*RESERVED, released(3, available=10, seq=2, ended_at=None)])
+        assert (state.ended["reservation-1"].forget_at, inventory.deadline(state)) == (None, None)
+        inventory.audit(state)
 
     def test_holding_again_lifts_the_tombstone_and_the_seq_goes_on(self):
         state = fold(inventory, [*RESERVED, released(3, available=10, seq=2), reserved(1, seq=3, available=9)])
