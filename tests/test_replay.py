@@ -180,7 +180,12 @@ class TestSince:
         assert 0 < summary.fresh < summary.events
         with psycopg.connect(settings.database_url) as conn:
             stock = dict(conn.execute(f"SELECT product_id, total_quantity FROM {schema}.stock").fetchall())
-            live = conn.execute("SELECT total_quantity FROM stock WHERE product_id = %s", (new_pid,)).fetchone()
+        # The live view follows the events within the projection's fetch wait (250 ms): wait for it.
+        def live_stock():
+            with psycopg.connect(settings.database_url) as conn:
+                row = conn.execute("SELECT total_quantity FROM stock WHERE product_id = %s", (new_pid,)).fetchone()
+            return row if row and row[0] == 3 else None
+        live = eventually(live_stock, timeout=10, what="the live view has the new product's stock")
         assert stock == {new_pid: live[0]} == {new_pid: 3}, "folded from the start, written only if changed since"
 
 
