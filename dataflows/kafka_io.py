@@ -129,8 +129,9 @@ class TopicsSource(FixedPartitionedSource):
 
 
 # A reader nobody waits on (the projection) lets the broker gather records: a fetch returns once 64 KiB
-# are there or 100 ms have passed. Under load that is one fetch per 100 ms instead of one per record
-# or two, which is most of what the broker spends on that reader; the views trail by at most that.
+# are there or 250 ms have passed. Under load that is one fetch per 64 KiB instead of one per record
+# or two, which is most of what the broker spends on that reader; the views trail by at most 250 ms
+# (100 ms cost an idle stack 0.6 % of a core in fetches).
 BATCHED_FETCH = {"fetch.min.bytes": 65536, "fetch.wait.max.ms": 250}
 
 

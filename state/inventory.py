@@ -577,13 +577,11 @@ def _tombstone(state: Stock, reservation_id: str, tombstone: Ended | None) -> St
     forgetting = state.forgetting
     old = state.ended.get(reservation_id)
     if old is not None and old.forget_at is not None:
-        ids = forgetting[old.forget_at].discard(reservation_id)
-        forgetting = forgetting.set(old.forget_at, ids) if ids else forgetting.discard(old.forget_at)
+        forgetting = _unindexed(forgetting, old.forget_at, reservation_id)
     if tombstone is None:
         return replace(state, ended=state.ended.discard(reservation_id), forgetting=forgetting)
     if tombstone.forget_at is not None:
-        forgetting = forgetting.set(tombstone.forget_at,
-                                    forgetting.get(tombstone.forget_at, pset()).add(reservation_id))
+        forgetting = _indexed(forgetting, tombstone.forget_at, reservation_id)
     return replace(state, ended=state.ended.set(reservation_id, tombstone), forgetting=forgetting)
 
 
@@ -599,18 +597,22 @@ def _second(at: datetime) -> int:
     return math.floor(at.timestamp())
 
 
-def _unindexed(expiring: PMap, held: Reservation) -> PMap:
-    second = _second(held.expires_at)
-    ids = expiring[second].discard(held.reservation_id)
-    return expiring.set(second, ids) if ids else expiring.discard(second)
+def _indexed(index: PMap, at: int, reservation_id: str) -> PMap:
+    """`index` (whole second -> ids) with `reservation_id` under `at`."""
+    return index.set(at, index.get(at, pset()).add(reservation_id))
+
+
+def _unindexed(index: PMap, at: int, reservation_id: str) -> PMap:
+    """`index` without `reservation_id` under `at` (and without `at`, if nothing is left there)."""
+    ids = index[at].discard(reservation_id)
+    return index.set(at, ids) if ids else index.discard(at)
 
 
 def _holding(state: Stock, reservation: Reservation) -> Stock:
     """`reservation` held (replacing any earlier one of its id), indexed by the second it expires in."""
     held = state.reservations.get(reservation.reservation_id)
-    expiring = _unindexed(state.expiring, held) if held else state.expiring
-    second = _second(reservation.expires_at)
-    expiring = expiring.set(second, expiring.get(second, pset()).add(reservation.reservation_id))
+    expiring = _unindexed(state.expiring, _second(held.expires_at), held.reservation_id) if held else state.expiring
+    expiring = _indexed(expiring, _second(reservation.expires_at), reservation.reservation_id)
     return replace(_tombstone(state, reservation.reservation_id, None),
                    reservations=state.reservations.set(reservation.reservation_id, reservation), expiring=expiring)
 
@@ -621,7 +623,7 @@ def _without(state: Stock, reservation_id: str) -> Stock:
     if held is None:
         return state
     rest = replace(state, reservations=state.reservations.discard(reservation_id),
-                   expiring=_unindexed(state.expiring, held))
+                   expiring=_unindexed(state.expiring, _second(held.expires_at), reservation_id))
     if held.kind == SOFT:
         return replace(rest, reserved=state.reserved - held.quantity)
     return replace(rest, allocated=state.allocated - held.quantity)
