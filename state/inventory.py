@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from pyrsistent import PMap, pmap, pset
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, check, forbidden, invalid,
                           may_manage, message, not_found)
+from state.filed import EMPTY, Filed
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5
 # How long a cart's tombstone outlives the reservation: as long as a finished order stays live before it
@@ -276,6 +277,10 @@ class Reservation:
     buyer_id: str = ""
     seq: int = 0  # the newest cart request applied to it
 
+    def __reduce__(self):  # a tuple, not a dict of field names: a flash sale's snapshot holds thousands
+        return (Reservation, (self.reservation_id, self.holder_id, self.quantity, self.kind, self.expires_at,
+                              self.buyer_id, self.seq))
+
 
 @dataclass(frozen=True)
 class Ended:
@@ -290,6 +295,9 @@ class Ended:
     seq: int = 0
     forget_at: int | None = None  # a cart's: the whole minute (epoch seconds) from which it may go; an order's: None
 
+    def __reduce__(self):  # a tuple, as for a Reservation
+        return (Ended, (self.outcome, self.holder_id, self.seq, self.forget_at))
+
 
 @dataclass(frozen=True)
 class Stock:
@@ -303,11 +311,12 @@ class Stock:
     low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD
     version: int = 0
     # Persistent maps: a change copies O(log n), not the whole map, so a SKU held by many carts stays fast.
-    reservations: PMap = field(default_factory=pmap)  # reservation id -> Reservation
-    expiring: PMap = field(default_factory=pmap)  # whole second -> ids of the reservations expiring in it
-    # Plain (immutable) defaults, not factories: a recovery snapshot taken before these fields existed
-    # unpickles without them and falls back on the class attribute.
-    ended: PMap = pmap()  # reservation id -> Ended, for every id that is not (or no longer) held
+    # The two `Filed` maps pickle only what changed since the last snapshot; the two indexes are not pickled
+    # at all but rebuilt on load (`__reduce__`). Plain (immutable) defaults, not factories: a recovery
+    # snapshot taken before a field existed unpickles without it and falls back on the class attribute.
+    reservations: Filed = EMPTY  # reservation id -> Reservation
+    expiring: PMap = pmap()  # whole second -> ids of the reservations expiring in it
+    ended: Filed = EMPTY  # reservation id -> Ended, for every id that is not (or no longer) held
     forgetting: PMap = pmap()  # whole minute (epoch seconds) -> ids of the cart tombstones that may go from then
     set_at: datetime | None = None  # the `now` of the newest SetStock applied
     set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at` (the one in force among them)
@@ -318,6 +327,28 @@ class Stock:
 
     def levels(self) -> Levels:
         return Levels(self.total, self.available, self.reserved, self.allocated, self.sold)
+
+    def __reduce__(self):
+        kept = {name: value for name, value in vars(self).items() if name not in _INDEXES}
+        return (_restored, (kept,))
+
+
+_INDEXES = ("expiring", "forgetting")
+
+
+def _restored(kept: dict) -> Stock:
+    """A pickled `Stock` back, its indexes rebuilt from the entries they index (O(n), on recovery only)."""
+    reservations, ended = Filed.of(kept.pop("reservations", EMPTY)), Filed.of(kept.pop("ended", EMPTY))
+    expiring: dict[int, list[str]] = {}
+    for reservation in reservations.values():
+        expiring.setdefault(_second(reservation.expires_at), []).append(reservation.reservation_id)
+    forgetting: dict[int, list[str]] = {}
+    for reservation_id, tombstone in ended.items():
+        if getattr(tombstone, "forget_at", None) is not None:
+            forgetting.setdefault(tombstone.forget_at, []).append(reservation_id)
+    return Stock(**kept, reservations=reservations, ended=ended,
+                 expiring=pmap({at: pset(ids) for at, ids in expiring.items()}),
+                 forgetting=pmap({at: pset(ids) for at, ids in forgetting.items()}))
 
 
 def initial_state() -> Stock:
