@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m bench.hot_sku
 	$(BIN)/python -m bench.roundtrip
 	$(BIN)/python -m bench.checkout
+	$(BIN)/python -m bench.snapshot
 
 clean:
 	rm -rf $(VENV) .kafka .buyit
