@@ -15,6 +15,11 @@ PRODUCER = {**COMMON, "linger.ms": 1, "acks": "all", "enable.idempotence": False
 CONSUMER = {**COMMON, "enable.auto.commit": False, "enable.partition.eof": False, "fetch.error.backoff.ms": 10,
             "fetch.wait.max.ms": 1000}
 
+# How long a thread that serves a client blocks in poll(): poll() returns as soon as a record or a delivery
+# report is there, so this only bounds how late the thread notices it should stop or that a timer is due
+# (an idle stack's threads wake twice a second, not twenty or forty times).
+IDLE_POLL_S = 0.5
+
 
 def producer_config(brokers: list[str], **overrides) -> dict:
     """A producer's configuration for `brokers`."""

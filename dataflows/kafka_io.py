@@ -20,20 +20,16 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from buyit.clients import consumer_config, producer_config
+from buyit.clients import IDLE_POLL_S, consumer_config, producer_config
 from buyit.envelope import RESULTS
-
 from buyit.settings import get_settings
 
 # How long one `next_batch` may block waiting for the first record. poll() returns on the first record,
 # so this only bounds how late an idle worker runs its timers and exchanges. A worker of a cluster must take
 # records other workers exchange to it promptly (a request may wait on them); a lone worker has no exchanges,
-# and waking it twenty times a second only burns an idle stack's CPU (timers are whole seconds).
+# and waking it twenty times a second only burns an idle stack's CPU (timers are whole seconds): it blocks for
+# `IDLE_POLL_S`, a cluster's worker for this.
 POLL_S = 0.05
-LONE_POLL_S = 0.5
-# How long a thread serving delivery reports blocks: poll() returns as soon as one is there, so this only
-# bounds how late the thread notices it should stop.
-REPORTS_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -140,7 +136,7 @@ def kafka_source(topics: list[str], tail: bool = True, batched: bool = False, cl
     `clustered` for a dataflow run as a cluster of several workers."""
     settings = get_settings()
     return TopicsSource(settings.brokers, topics, settings.buyit_topic_partitions, tail=tail,
-                        fetch=BATCHED_FETCH if batched else None, poll_s=POLL_S if clustered else LONE_POLL_S)
+                        fetch=BATCHED_FETCH if batched else None, poll_s=POLL_S if clustered else IDLE_POLL_S)
 
 
 class _FactsFirstPartition(StatefulSinkPartition):
@@ -198,7 +194,7 @@ class _FactsFirstPartition(StatefulSinkPartition):
 
     def _serve_reports(self) -> None:
         while not self._closing.is_set():
-            self._producer.poll(REPORTS_POLL_S)
+            self._producer.poll(IDLE_POLL_S)
 
     def _produce(self, msg: KafkaSinkMessage, on_delivery=None) -> None:
         while True:

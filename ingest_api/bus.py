@@ -12,16 +12,13 @@ import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from buyit.clients import consumer_config, producer_config
+from buyit.clients import IDLE_POLL_S, consumer_config, producer_config
 from buyit.envelope import REPEATED, RESULTS, command_envelope, commands_topic
 from state.common import Command
 
 log = logging.getLogger(__name__)
 
 KEEP_RESULTS = 20_000  # recent results kept for `GET /api/commands/{id}`
-# How long the background threads block in poll(): it returns as soon as a record or report is there, so
-# this only bounds how late a thread notices it should stop (an idle API wakes twice a second, not forty times).
-WAKE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -184,12 +181,12 @@ class CommandBus:
 
     def _deliver(self) -> None:
         while not self._stop.is_set():
-            self._producer.poll(WAKE_S)
+            self._producer.poll(IDLE_POLL_S)
 
     def _consume(self) -> None:
         while not self._stop.is_set():
             # poll() returns on the first record; consume() alone would sit out its whole timeout
-            first = self._consumer.poll(WAKE_S)
+            first = self._consumer.poll(IDLE_POLL_S)
             if first is None:
                 continue
             answered = []
