@@ -56,7 +56,7 @@ def _run(port: int | None, demo: bool) -> None:
     url = settings.public_url
     _say(f"BuyIt is up: API {url}  docs {url}/docs  health {url}/health")
     _say(f"Kafka {','.join(stack.settings_for_children().brokers)}  data {stack.data}")
-    _say("tokens: buyit token --user-id alice --role BUYER   (Ctrl-C stops everything)")
+    _say("tokens: buyit token --user-id bob --role BUYER   (Ctrl-C stops everything)")
     shoppers = None
     try:
         if demo:
