@@ -1,6 +1,6 @@
 """Hot SKU: ours against the plain Postgres service a competent user would write, same load, one run.
 
-    python -m bench.hot_sku [--buyers 64] [--duration 15] [--stock 10000000] [--warmup 2]
+    python -m bench.hot_sku [--buyers 64] [--duration 15] [--stock 10000000] [--warmup 15]
                             [--peer-pool 4] [--core-commands 20000] [--keep]
 
 One SKU with `--stock` units (enough that it never sells out) and `--buyers` buyers, each with its
@@ -408,7 +408,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--buyers", type=int, default=64, help="concurrent buyers, each with its own token (default 64)")
     ap.add_argument("--duration", type=float, default=15.0, help="counted seconds per side (default 15)")
-    ap.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds before each side (default 2)")
+    # Kafka's JVM compiles its request paths (C2) once load starts: with a 2 s warm-up its compiler thread used
+    # about a third of a core for the first 25 s of ours (seen with JFR), a cost a running broker has long paid.
+    ap.add_argument("--warmup", type=float, default=15.0, help="uncounted seconds before each side (default 15)")
     ap.add_argument("--stock", type=int, default=10_000_000, help="units of the hot SKU (default 10,000,000)")
     ap.add_argument("--peer-pool", type=int, default=4,
                     help="the peer's Postgres pool size (default 4, psycopg_pool's own default; on 2 cores a hot "
