@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from pyrsistent import PMap, PSet, pmap, pset
 
-from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, derived_id, invalid, message,
+from state.common import (Aggregate, Command, Event, Expire, Rejection, derived_id, invalid, message,
                           not_found)
 
 ACTIVE, CHECKOUT, COMPLETED, EXPIRED, ABANDONED = "ACTIVE", "CHECKOUT", "COMPLETED", "EXPIRED", "ABANDONED"
@@ -545,44 +545,6 @@ def _answer(state: Cart, reservation_id: str, seq: int) -> Cart:
     return replace(state, asks=state.asks.set(reservation_id, replace(ask, answered=seq)))
 
 
-def react(event: Event, state: Cart, stamp: Stamp) -> list:
-    """Saga steps: ask inventory to reserve or release."""
-    from state import inventory
-    match event:
-        case CartItemRequested():
-            return [("inventory", event.item.product_id, inventory.ReserveStock(
-                command_id=stamp.id("reserve"), now=stamp.now, product_id=event.item.product_id,
-                reservation_id=event.item.reservation_id, cart_id=event.cart_id, buyer_id=state.buyer_id,
-                quantity=event.quantity, mode=event.mode, expires_at=event.reservation_expires_at, seq=event.seq))]
-        case CartItemRemoved() if event.reason == "removed":
-            return [_release(event.product_id, event.reservation_id, "removed", event.seq, stamp)]
-        case CartAbandoned():
-            from state import order
-            gave_up = [("order", event.order_id, order.CancelOrder(
-                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.order_id,
-                reason="checkout_timed_out"))] if event.order_id else []
-            return [*[_release(i.product_id, i.reservation_id, event.status.lower(), event.seq, stamp)
-                      for i in event.items], *gave_up]
-        case CartCheckedOut():
-            from state import order
-            items = tuple(order.OrderItem(item_id=i.item_id, product_id=i.product_id, sku=i.sku,
-                                          seller_id=i.seller_id, quantity=i.quantity, price_cents=i.price_cents,
-                                          currency=i.currency, reservation_id=i.reservation_id)
-                          for i in event.items)
-            return [("order", event.order_id, order.PlaceOrder(
-                command_id=stamp.id("place-order"), now=stamp.now, order_id=event.order_id,
-                buyer_id=event.buyer_id, cart_id=event.cart_id, payment_id=event.payment_id, items=items,
-                allocation_ttl_s=event.allocation_ttl_s, fee_bps=event.fee_bps))]
-    return []
-
-
-def _release(product_id: str, reservation_id: str, reason: str, seq: int, stamp: Stamp):
-    from state import inventory
-    return ("inventory", product_id, inventory.ReleaseReservation(
-        command_id=stamp.id(f"release/{reservation_id}"), now=stamp.now, product_id=product_id,
-        reservation_id=reservation_id, reason=reason, seq=seq))
-
-
 def deadline(state: Cart) -> datetime | None:
     """An idle cart's expiry, or when a checkout stops waiting for its order."""
     if state.cart_id is None:
@@ -606,4 +568,4 @@ def view(state: Cart) -> dict | None:
             "orderId": state.order_id, "version": state.version}
 
 
-AGGREGATE = Aggregate("cart", initial_state, decide, evolve, view, react=react, deadline=deadline)
+AGGREGATE = Aggregate("cart", initial_state, decide, evolve, view, deadline=deadline)

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from state import inventory
-from state.common import (Aggregate, Command, Event, Rejection, Stamp, forbidden, invalid, may_manage,
+from state.common import (Aggregate, Command, Event, Rejection, forbidden, invalid, may_manage,
                           message, not_found)
 
 STATUSES = ("DRAFT", "ACTIVE", "INACTIVE")
@@ -170,15 +169,6 @@ def _in_force(state: Product, event: ProductUpdated) -> tuple[str, ...]:
     return (*ids, event.request_id) if event.request_id else ids
 
 
-def react(event: Event, state: Product, stamp: Stamp) -> list:
-    """A new product gets its stock record, every quantity zero."""
-    if isinstance(event, ProductCreated):
-        return [("inventory", event.product_id, inventory.CreateStock(
-            command_id=stamp.id("create-stock"), now=stamp.now, product_id=event.product_id,
-            seller_id=event.seller_id, sku=event.sku))]
-    return []
-
-
 def view(state: Product) -> dict | None:
     if state.product_id is None:
         return None
@@ -191,4 +181,4 @@ def view(state: Product) -> dict | None:
             "version": state.version}
 
 
-AGGREGATE = Aggregate("catalog", initial_state, decide, evolve, view, react=react)
+AGGREGATE = Aggregate("catalog", initial_state, decide, evolve, view)

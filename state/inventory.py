@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyrsistent import PMap, pmap, pset
 
-from state.common import (Aggregate, Command, Event, Expire, Rejection, Stamp, check, forbidden, invalid,
+from state.common import (Aggregate, Command, Event, Expire, Rejection, check, forbidden, invalid,
                           may_manage, message, not_found)
 from state.filed import EMPTY, Filed
 
@@ -706,39 +706,4 @@ def deadline(state: Stock) -> datetime | None:
     return datetime.fromtimestamp(min(due), tz=UTC) if due else None
 
 
-def react(event: Event, state: Stock, stamp: Stamp) -> list:
-    """Saga steps: tell the cart (by buyer) or the order what became of its units."""
-    from state import cart, order
-    match event:
-        case StockReserved():
-            return [("cart", event.buyer_id, cart.ConfirmReservation(
-                command_id=stamp.id("confirm"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id, quantity=event.quantity, seq=event.seq))]
-        case ReservationRefused():
-            return [("cart", event.buyer_id, cart.RefuseReservation(
-                command_id=stamp.id("refuse"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id, seq=event.seq))]
-        case ReservationExpired() if event.kind == SOFT:
-            return [("cart", event.buyer_id, cart.LapseReservation(
-                command_id=stamp.id("lapse"), now=stamp.now, buyer_id=event.buyer_id,
-                reservation_id=event.reservation_id, seq=event.seq))]
-        case ReservationExpired():  # an unpaid order's hold ran out
-            return [("order", event.holder_id, order.CancelOrder(
-                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.holder_id,
-                reason="payment_timeout"))]
-        case StockAllocated():
-            return [("order", event.order_id, order.ConfirmAllocation(
-                command_id=stamp.id("allocated"), now=stamp.now, order_id=event.order_id,
-                reservation_id=event.reservation_id))]
-        case SaleShortfall():  # the buyer paid for units that are gone: the order refunds them
-            return [("order", event.order_id, order.RecordShortfall(
-                command_id=stamp.id("shortfall"), now=stamp.now, order_id=event.order_id,
-                product_id=event.product_id, quantity=event.quantity))]
-        case AllocationRefused():
-            return [("order", event.order_id, order.FailAllocation(
-                command_id=stamp.id("allocation-failed"), now=stamp.now, order_id=event.order_id,
-                reservation_id=event.reservation_id, product_id=event.product_id, available=event.available))]
-    return []
-
-
-AGGREGATE = Aggregate("inventory", initial_state, decide, evolve, view, react=react, deadline=deadline)
+AGGREGATE = Aggregate("inventory", initial_state, decide, evolve, view, deadline=deadline)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from state.common import (Aggregate, Command, Event, Expire, Rejection, Retire, Retired, Stamp, derived_id,
+from state.common import (Aggregate, Command, Event, Expire, Rejection, derived_id,
                           forbidden, invalid, may_manage, message, not_found)
 
 PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
@@ -483,64 +483,6 @@ def evolve(state: Order, event: Event) -> Order:
     return replace(new, version=state.version + 1)
 
 
-def react(event: Event, state: Order, stamp: Stamp) -> list:
-    """Saga steps: allocate, release, sell, post to the ledger, close the cart."""
-    from state import cart, inventory, ledger, payment
-    match event:
-        case OrderPlaced():
-            return [("inventory", i.product_id, inventory.AllocateStock(
-                command_id=stamp.id(f"allocate/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
-                reservation_id=i.reservation_id, order_id=event.order_id, quantity=i.quantity,
-                expires_at=event.expires_at)) for i in event.items]
-        case OrderPaymentAttached():
-            return [("payment", event.payment_id, payment.OpenPayment(
-                command_id=stamp.id("open-payment"), now=stamp.now, payment_id=event.payment_id,
-                order_id=state.order_id, buyer_id=state.buyer_id, amount_cents=state.total_cents,
-                currency=state.currency, intent_id=event.intent_id))]
-        case OrderConfirmed():
-            return [*[("inventory", i.product_id, inventory.ConfirmSale(
-                        command_id=stamp.id(f"sell/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
-                        reservation_id=i.reservation_id, order_id=state.order_id, quantity=i.quantity))
-                      for i in state.items],
-                    ("ledger", event.payment_id, ledger.PostSale(
-                        command_id=stamp.id("post-sale"), now=stamp.now, payment_id=event.payment_id,
-                        order_id=state.order_id, currency=state.currency, total_cents=state.total_cents,
-                        seller_subtotals=state.seller_subtotals(), fee_bps=state.fee_bps)),
-                    ("cart", state.buyer_id, cart.CloseCart(
-                        command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
-                        cart_id=state.cart_id, order_id=state.order_id, status=cart.COMPLETED))]
-        case OrderCancelled():
-            return [*[("inventory", i.product_id, inventory.ReleaseReservation(
-                        command_id=stamp.id(f"release/{i.reservation_id}"), now=stamp.now,
-                        product_id=i.product_id, reservation_id=i.reservation_id, reason=event.reason,
-                        order_id=state.order_id))
-                      for i in state.items],
-                    ("cart", state.buyer_id, cart.CloseCart(
-                        command_id=stamp.id("close-cart"), now=stamp.now, buyer_id=state.buyer_id,
-                        cart_id=state.cart_id, order_id=state.order_id, status=cart.ABANDONED)),
-                    *([("payment", state.payment_id, payment.CancelPayment(
-                        command_id=stamp.id("cancel-payment"), now=stamp.now, payment_id=state.payment_id,
-                        reason=event.reason))] if state.intent_id else [])]
-        case OrderShortfall():
-            return [("payment", event.payment_id, payment.FlagForRefund(
-                command_id=stamp.id("flag-shortfall"), now=stamp.now, payment_id=event.payment_id,
-                reason="sale_shortfall", amount_cents=event.amount_cents, refund_key=f"shortfall/{event.product_id}",
-                seller_id=event.seller_id, fee_bps=state.fee_bps))]
-        case PaymentAfterCancellation():
-            return [("payment", event.payment_id, payment.FlagForRefund(
-                command_id=stamp.id("flag-refund"), now=stamp.now, payment_id=event.payment_id,
-                reason="order_cancelled"))]
-        case Retired():  # its payment retires with it (if nothing of it is under way); the rest forgets it
-            return [*[("inventory", i.product_id, inventory.ForgetReservation(
-                        command_id=stamp.id(f"forget/{i.reservation_id}"), now=stamp.now, product_id=i.product_id,
-                        reservation_id=i.reservation_id)) for i in state.items],
-                    ("cart", state.buyer_id, cart.ForgetOrder(command_id=stamp.id("forget-order"), now=stamp.now,
-                                                              buyer_id=state.buyer_id, order_id=state.order_id)),
-                    *([("payment", state.payment_id, Retire(command_id=stamp.id("retire-payment"), now=stamp.now,
-                                                            by_owner=True))] if state.intent_id else [])]
-    return []
-
-
 def finished(state: Order) -> datetime | None:
     """When nothing but duplicates can change the order: every shipment delivered (or cancelled), or the
     order cancelled (with a PaymentIntent: after `LATE_PAYMENT_WINDOW`, for a capture reported late)."""
@@ -590,5 +532,5 @@ def view(state: Order) -> dict | None:
             "version": state.version}
 
 
-AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, react=react, deadline=deadline,
+AGGREGATE = Aggregate("order", initial_state, decide, evolve, view, deadline=deadline,
                       finished=finished)

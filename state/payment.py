@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from state.common import Aggregate, Command, Event, Rejection, Retire, Retired, Stamp, invalid, message, not_found
+from state.common import Aggregate, Command, Event, Rejection, invalid, message, not_found
 
 CREATED, CAPTURED, FAILED, REFUND_PENDING, REFUNDED = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING", "REFUNDED"
 CANCELLED = "CANCELLED"
@@ -316,33 +316,6 @@ def settled(state: Payment) -> bool:
             and all(key in state.settled for key, _ in state.claims))
 
 
-def react(event: Event, state: Payment, stamp: Stamp) -> list:
-    from state import ledger, order
-    match event:
-        case PaymentFlaggedForRefund():
-            return [("ledger", event.payment_id, ledger.PostRefundOwed(
-                command_id=stamp.id("post-refund-owed"), now=stamp.now, payment_id=event.payment_id,
-                order_id=event.order_id, currency=state.currency, amount_cents=event.amount_cents,
-                refund_key=event.refund_key, seller_id=event.seller_id, fee_bps=event.fee_bps))]
-        case PaymentRefunded():
-            return [("ledger", event.payment_id, ledger.PostRefund(
-                command_id=stamp.id("post-refund"), now=stamp.now, payment_id=event.payment_id,
-                order_id=event.order_id, currency=event.currency, amount_cents=event.amount_cents,
-                refund_id=event.refund_id, refund_key=event.refund_key))]
-        case Retired() if state.captured_at is not None:  # money came in: its ledger retires with it
-            return [("ledger", state.payment_id, Retire(command_id=stamp.id("retire-ledger"), now=stamp.now,
-                                                        by_owner=True))]
-        case PaymentCaptured():
-            return [("order", event.order_id, order.ConfirmOrder(
-                command_id=stamp.id("confirm-order"), now=stamp.now, order_id=event.order_id,
-                payment_id=event.payment_id))]
-        case PaymentFailed():
-            return [("order", event.order_id, order.CancelOrder(
-                command_id=stamp.id("cancel-order"), now=stamp.now, order_id=event.order_id,
-                reason="payment_failed"))]
-    return []
-
-
 def view(state: Payment) -> dict | None:
     if state.payment_id is None:
         return None
@@ -358,4 +331,4 @@ def view(state: Payment) -> dict | None:
             "refundPendingCents": sum(c for _, c in state.claims) - state.refunded_cents, "version": state.version}
 
 
-AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, react=react, settled=settled)
+AGGREGATE = Aggregate("payment", initial_state, decide, evolve, view, settled=settled)

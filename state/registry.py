@@ -1,6 +1,9 @@
-"""Every aggregate by name, for the dataflows that run them."""
+"""Every aggregate by name, with its saga reactions, for the dataflows that run them."""
 
-from state import cart, catalog, health, inventory, ledger, order, payment, user
+from dataclasses import replace
 
-AGGREGATES = {a.name: a for a in (health.AGGREGATE, user.AGGREGATE, catalog.AGGREGATE, inventory.AGGREGATE,
-                                       cart.AGGREGATE, order.AGGREGATE, payment.AGGREGATE, ledger.AGGREGATE)}
+from state import cart, catalog, health, inventory, ledger, order, payment, sagas, user
+
+AGGREGATES = {a.name: replace(a, react=sagas.REACTIONS.get(a.name, a.react))
+              for a in (health.AGGREGATE, user.AGGREGATE, catalog.AGGREGATE, inventory.AGGREGATE,
+                        cart.AGGREGATE, order.AGGREGATE, payment.AGGREGATE, ledger.AGGREGATE)}

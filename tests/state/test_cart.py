@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from state import cart, inventory, order
+from state import cart, inventory, order, sagas
 from state.cart import ABANDONED, ACTIVE, CHECKOUT, COMPLETED, EXPIRED
 from state.common import Expire, Stamp, derived_id
 from tests.state.given import (BUYER_ID, CART_ID, PRODUCT_ID, listing, CART_TTL_S, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER_ID,
@@ -377,12 +377,12 @@ class TestExpire:
 class TestReact:
     def test_a_checkout_given_up_tells_its_order_to_cancel(self):
         gave_up = cart_abandoned(ABANDONED, (), at=GIVES_UP_AT, order_id="order-1")
-        assert cart.react(gave_up, fold(cart, [*CHECKED_OUT, gave_up]), STAMP) == [
+        assert sagas.after_cart(gave_up, fold(cart, [*CHECKED_OUT, gave_up]), STAMP) == [
             ("order", "order-1", order.CancelOrder(command_id=STAMP.id("cancel-order"), now=STAMP.now,
                                                    order_id="order-1", reason="checkout_timed_out"))]
 
     def test_a_requested_item_asks_inventory_to_reserve(self):
-        assert cart.react(item_requested(2), fold(cart, REQUESTED), STAMP) == [
+        assert sagas.after_cart(item_requested(2), fold(cart, REQUESTED), STAMP) == [
             ("inventory", "product-1", inventory.ReserveStock(
                 command_id=derived_id("event-1", "reserve"), now=LATER, product_id="product-1",
                 reservation_id=MUG.reservation_id, cart_id=CART_ID, buyer_id=BUYER_ID, quantity=2, mode="set",
@@ -390,7 +390,7 @@ class TestReact:
 
     def test_a_changed_item_asks_inventory_to_set_the_reservation(self):
         event = item_requested(5, item=MUG, at=LATER, seq=2, request_id="change-1")
-        assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == [
+        assert sagas.after_cart(event, fold(cart, [*HOLDING, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReserveStock(
                 command_id=derived_id("event-1", "reserve"), now=LATER, product_id="product-1",
                 reservation_id=MUG.reservation_id, cart_id=CART_ID, buyer_id=BUYER_ID, quantity=5, mode="set",
@@ -398,14 +398,14 @@ class TestReact:
 
     def test_a_removed_item_releases_its_reservation(self):
         event = item_removed(2)
-        assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == [
+        assert sagas.after_cart(event, fold(cart, [*HOLDING, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", f"release/{MUG.reservation_id}"), now=LATER,
                 product_id="product-1", reservation_id=MUG.reservation_id, reason="removed", seq=2))]
 
     def test_a_lapsed_item_releases_nothing_inventory_already_took_it_back(self):
         event = item_removed(2, reason="reservation_expired", expires_at=None)
-        assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == []
+        assert sagas.after_cart(event, fold(cart, [*HOLDING, event]), STAMP) == []
 
     @pytest.mark.parametrize("given, status, reason", [
         pytest.param(CHECKED_OUT, ABANDONED, "abandoned", id="abandoned"),
@@ -414,7 +414,7 @@ class TestReact:
     def test_an_ended_cart_releases_every_item(self, given, status, reason):
         items = (MUG, cart_item(1, **TEA))
         event = cart_abandoned(status, items)
-        assert cart.react(event, fold(cart, [*given, event]), STAMP) == [
+        assert sagas.after_cart(event, fold(cart, [*given, event]), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", f"release/{MUG.reservation_id}"), now=LATER,
                 product_id="product-1", reservation_id=MUG.reservation_id, reason=reason, seq=2)),
@@ -424,7 +424,7 @@ class TestReact:
 
     def test_checkout_places_the_order(self):
         event = checked_out((MUG, cart_item(1, **TEA)))
-        assert cart.react(event, fold(cart, [*HOLDING, event]), STAMP) == [
+        assert sagas.after_cart(event, fold(cart, [*HOLDING, event]), STAMP) == [
             ("order", "order-1", order.PlaceOrder(
                 command_id=derived_id("event-1", "place-order"), now=LATER, order_id="order-1", buyer_id=BUYER_ID,
                 cart_id=CART_ID, payment_id="payment-1", allocation_ttl_s=1800, fee_bps=1000, items=(
@@ -437,7 +437,7 @@ class TestReact:
 
     def test_the_order_accepts_what_checkout_places(self):
         event = checked_out((MUG, cart_item(1, **TEA)))
-        [(_, _, place)] = cart.react(event, fold(cart, [*HOLDING, event]), STAMP)
+        [(_, _, place)] = sagas.after_cart(event, fold(cart, [*HOLDING, event]), STAMP)
         [placed] = order.decide(order.initial_state(), place)
         assert (placed.total_cents, placed.currency, [s.seller_id for s in placed.shipments]) == (
             2 * 1299 + 450, "USD", [SELLER_ID, OTHER_SELLER_ID])
@@ -449,7 +449,7 @@ class TestReact:
         pytest.param(cart_completed(), COMPLETED_CART, id="cart_completed"),
     ])
     def test_other_events_ask_for_nothing(self, event, given):
-        assert cart.react(event, fold(cart, given), STAMP) == []
+        assert sagas.after_cart(event, fold(cart, given), STAMP) == []
 
 
 class TestState:

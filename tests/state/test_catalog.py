@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from buyit.envelope import from_wire, to_wire
-from state import catalog, inventory
+from state import catalog, inventory, sagas
 from state.common import SYSTEM, Expire, Stamp, derived_id
 from tests.state.given import (AN_ADMIN, A_BUYER, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW, OTHER_SELLER,
                                PRODUCT, PRODUCT_ID, SELLER_ID, SKU, Rejected, assert_outcome, create_product,
@@ -167,21 +167,21 @@ class TestReact:
     STAMP = Stamp(now=LATER, cause_id="event-1")
 
     def test_a_new_product_asks_inventory_for_its_stock_record(self):
-        assert catalog.react(product_created(), fold(catalog, CREATED), self.STAMP) == [
+        assert sagas.after_catalog(product_created(), fold(catalog, CREATED), self.STAMP) == [
             ("inventory", PRODUCT_ID, inventory.CreateStock(
                 command_id=derived_id("event-1", "create-stock"), now=LATER, actor=SYSTEM,
                 product_id=PRODUCT_ID, seller_id=SELLER_ID, sku=SKU))]
 
     def test_the_follow_up_id_is_derived_from_its_cause(self):
-        again = catalog.react(product_created(), fold(catalog, CREATED), self.STAMP)
-        other = catalog.react(product_created(), fold(catalog, CREATED), Stamp(now=LATER, cause_id="event-2"))
-        assert again == catalog.react(product_created(), fold(catalog, CREATED), self.STAMP)
+        again = sagas.after_catalog(product_created(), fold(catalog, CREATED), self.STAMP)
+        other = sagas.after_catalog(product_created(), fold(catalog, CREATED), Stamp(now=LATER, cause_id="event-2"))
+        assert again == sagas.after_catalog(product_created(), fold(catalog, CREATED), self.STAMP)
         assert again[0][2].command_id != other[0][2].command_id
 
     def test_an_update_asks_for_nothing(self):
         state = fold(catalog, [*CREATED, product_updated()])
-        assert catalog.react(product_updated(), state, self.STAMP) == []
+        assert sagas.after_catalog(product_updated(), state, self.STAMP) == []
 
     def test_inventory_creates_the_stock_the_catalog_asks_for(self):
-        [(_, _, command)] = catalog.react(product_created(), fold(catalog, CREATED), self.STAMP)
+        [(_, _, command)] = sagas.after_catalog(product_created(), fold(catalog, CREATED), self.STAMP)
         assert inventory.decide(inventory.initial_state(), command) == [stock_created(low_stock_threshold=5)]

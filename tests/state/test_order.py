@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from state import cart, inventory, ledger, order, payment
+from state import cart, inventory, ledger, order, payment, sagas
 from state.common import BUYER, Actor, Expire, Rejection, Stamp, derived_id
 from state.order import CANCELLED, CONFIRMED, DELIVERED, PENDING, PROCESSING, SHIPPED
 from tests.state.given import (ALLOCATION_TTL_S, AN_ADMIN, A_BUYER, A_CARRIER, BUYER_ID, FORBIDDEN, INVALID, LATER, NOT_FOUND, NOW,
@@ -532,7 +532,7 @@ class TestRollUp:
 class TestReact:
     def test_a_placed_order_asks_inventory_to_allocate_each_item(self):
         event = order_placed()
-        assert order.react(event, fold(order, PLACED), STAMP) == [
+        assert sagas.after_order(event, fold(order, PLACED), STAMP) == [
             ("inventory", "product-1", inventory.AllocateStock(
                 command_id=derived_id("event-1", "allocate/reservation-1"), now=LATER, product_id="product-1",
                 reservation_id="reservation-1", order_id=ORDER_ID, quantity=2,
@@ -543,13 +543,13 @@ class TestReact:
                 expires_at=NOW + timedelta(seconds=1800)))]
 
     def test_an_attached_payment_opens_the_payment(self):
-        assert order.react(payment_attached(), fold(order, ATTACHED), STAMP) == [
+        assert sagas.after_order(payment_attached(), fold(order, ATTACHED), STAMP) == [
             ("payment", PAYMENT_ID, payment.OpenPayment(
                 command_id=derived_id("event-1", "open-payment"), now=LATER, payment_id=PAYMENT_ID,
                 order_id=ORDER_ID, buyer_id=BUYER_ID, amount_cents=7667, currency="USD", intent_id="pi_1"))]
 
     def test_a_confirmed_order_sells_each_item_posts_the_sale_and_completes_the_cart(self):
-        assert order.react(order_confirmed(), fold(order, PAID), STAMP) == [
+        assert sagas.after_order(order_confirmed(), fold(order, PAID), STAMP) == [
             ("inventory", "product-1", inventory.ConfirmSale(
                 command_id=derived_id("event-1", "sell/reservation-1"), now=LATER, product_id="product-1",
                 reservation_id="reservation-1", order_id=ORDER_ID, quantity=2)),
@@ -572,7 +572,7 @@ class TestReact:
         assert state.seller_subtotals() == ((OTHER_SELLER_ID, 6667), (SELLER_ID, 1000))
 
     def test_the_ledger_accepts_the_sale_the_order_posts(self):
-        [*_, (_, _, post), _] = order.react(order_confirmed(), fold(order, PAID), STAMP)
+        [*_, (_, _, post), _] = sagas.after_order(order_confirmed(), fold(order, PAID), STAMP)
         [posted] = ledger.decide(ledger.initial_state(), post)
         assert [(e.account_id, e.direction, e.amount_cents) for e in posted.entries][2:] == [
             ("STRIPE_CLEARING", "DEBIT", 6666), ("SELLER_PAYABLE_seller-1", "CREDIT", 5999),
@@ -584,7 +584,7 @@ class TestReact:
     def test_a_cancelled_order_releases_each_item_and_abandons_the_cart(self, reason):
         # naming the order, so inventory knows a late AllocateStock of it for a redelivery
         given = [*ALLOCATED, order_cancelled(reason)]
-        assert order.react(order_cancelled(reason), fold(order, given), STAMP) == [
+        assert sagas.after_order(order_cancelled(reason), fold(order, given), STAMP) == [
             ("inventory", "product-1", inventory.ReleaseReservation(
                 command_id=derived_id("event-1", "release/reservation-1"), now=LATER, product_id="product-1",
                 reservation_id="reservation-1", reason=reason, order_id=ORDER_ID)),
@@ -597,7 +597,7 @@ class TestReact:
 
     def test_a_payment_after_cancellation_is_flagged_for_refund(self):
         given = [*CANCELLED_UNPAID, payment_after_cancellation()]
-        assert order.react(payment_after_cancellation(), fold(order, given), STAMP) == [
+        assert sagas.after_order(payment_after_cancellation(), fold(order, given), STAMP) == [
             ("payment", PAYMENT_ID, payment.FlagForRefund(
                 command_id=derived_id("event-1", "flag-refund"), now=LATER, payment_id=PAYMENT_ID,
                 reason="order_cancelled"))]
@@ -608,13 +608,13 @@ class TestReact:
         pytest.param(shipment_updated(PROCESSING, PROCESSING), S1_PROCESSING, id="shipment_status_updated"),
     ])
     def test_other_events_ask_for_nothing(self, event, given):
-        assert order.react(event, fold(order, given), STAMP) == []
+        assert sagas.after_order(event, fold(order, given), STAMP) == []
 
     def test_follow_up_ids_are_derived_from_their_cause(self):
         state = fold(order, PAID)
-        once = order.react(order_confirmed(), state, STAMP)
-        assert once == order.react(order_confirmed(), state, STAMP)
-        other = order.react(order_confirmed(), state, Stamp(now=LATER, cause_id="event-2"))
+        once = sagas.after_order(order_confirmed(), state, STAMP)
+        assert once == sagas.after_order(order_confirmed(), state, STAMP)
+        other = sagas.after_order(order_confirmed(), state, Stamp(now=LATER, cause_id="event-2"))
         assert {c.command_id for _, _, c in once}.isdisjoint({c.command_id for _, _, c in other})
 
 
@@ -676,7 +676,7 @@ class TestShortfall:
         assert_outcome(decide(order, given, when), then)
 
     def test_the_missing_units_are_flagged_for_refund_naming_their_seller(self):
-        [(target, key, flag)] = order.react(shortfall(), fold(order, [*PAID, shortfall()]), STAMP)
+        [(target, key, flag)] = sagas.after_order(shortfall(), fold(order, [*PAID, shortfall()]), STAMP)
         assert (target, key, flag.amount_cents, flag.refund_key, flag.seller_id, flag.fee_bps) == (
             "payment", PAYMENT_ID, 3333, "shortfall/product-1", SELLER_ID, 1000)
         assert order.view(fold(order, [*PAID, shortfall()]))["shortfalls"] == [

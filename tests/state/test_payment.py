@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from state import payment as p
+from state import sagas
 from state.common import Stamp
 from tests.state.given import Rejected, assert_outcome, fold
 
@@ -115,12 +116,12 @@ def test_the_flag_names_the_intent_and_the_books_hear_of_the_refund_owed_then_pa
     [flagged] = p.decide(state, flag())
     assert (flagged.intent_id, flagged.amount_cents, flagged.currency) == ("pi_1", 7667, "USD")
     stamp = Stamp(NOW, "cause")
-    [(aggregate, key, owed)] = p.react(flagged, fold(p, FLAGGED), stamp)
+    [(aggregate, key, owed)] = sagas.after_payment(flagged, fold(p, FLAGGED), stamp)
     assert (aggregate, key, type(owed).__name__, owed.amount_cents) == ("ledger", "pay", "PostRefundOwed", 7667)
     [refunded] = p.decide(fold(p, FLAGGED), settle())
     final = fold(p, [*FLAGGED, refunded])
     assert (final.state, final.refund_id) == (p.REFUNDED, "re_1")
-    [(aggregate, key, paid)] = p.react(refunded, final, stamp)
+    [(aggregate, key, paid)] = sagas.after_payment(refunded, final, stamp)
     assert (aggregate, type(paid).__name__, paid.amount_cents, paid.refund_id) == ("ledger", "PostRefund", 7667,
                                                                                      "re_1")
 
