@@ -329,6 +329,7 @@ class Stock:
         return Levels(self.total, self.available, self.reserved, self.allocated, self.sold)
 
     def __reduce__(self):
+        """Pickled without its indexes: a recovery snapshot holds the entries once (see `_restored`)."""
         kept = {name: value for name, value in vars(self).items() if name not in _INDEXES}
         return (_restored, (kept,))
 
