@@ -14,7 +14,7 @@ import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pyrsistent import PMap, PVector, pmap, pvector
+from pyrsistent import PList, PMap, PVector, plist, pmap, pvector
 
 # Keys per drawer: a change re-pickles its drawer (about 1.5 µs a reservation), and a snapshot copies one
 # blob per drawer.
@@ -49,14 +49,17 @@ _NONE = _Drawer({})
 
 
 class Filed(Mapping):
-    """An immutable map with pyrsistent's `set` and `discard`; equal to any mapping of the same items."""
+    """An immutable map with pyrsistent's `set` and `discard`; equal to any mapping of the same items.
+    `items()` and `values()` are one-pass iterators, not views."""
 
-    __slots__ = ("_entries", "_drawers", "_filed")
+    __slots__ = ("_entries", "_drawers", "_open", "_room", "_free")
 
-    def __init__(self, entries: PMap = pmap(), drawers: PVector = pvector(), filed: int = 0):
+    def __init__(self, entries: PMap = pmap(), drawers: PVector = pvector(), open_: int = 0, room: int = 0,
+                 free: PList = plist()):
         self._entries = entries  # key -> (number of its drawer, value): a read is one lookup, as in a pmap
-        self._drawers = drawers  # number -> _Drawer (emptied ones stay, as _NONE, until a reload renumbers)
-        self._filed = filed  # keys filed so far: a new key goes into drawer _filed // DRAWER
+        self._drawers = drawers  # number -> _Drawer (an emptied one is _NONE, its number free for a new drawer)
+        self._open, self._room = open_, room  # the drawer new keys go into, and how many more it takes
+        self._free = free  # numbers of emptied drawers: the next drawer opened takes one, so the list never grows
 
     @classmethod
     def of(cls, items: Mapping) -> Filed:
@@ -94,26 +97,34 @@ class Filed(Mapping):
             yield from drawer.entries.values()
 
     def set(self, key, value) -> Filed:
-        """This map with `key` -> `value` (in its drawer, or a new key in the newest one)."""
+        """This map with `key` -> `value` (in its drawer, or a new key in the open one)."""
         entry = self._entries.get(key)
         if entry is not None:
-            number, filed = entry[0], self._filed
-        else:
-            number, filed = self._filed // DRAWER, self._filed + 1
+            number = entry[0]
+            drawers = self._drawers.set(number, self._drawers[number].with_entry(key, value))
+            return Filed(self._entries.set(key, (number, value)), drawers, self._open, self._room, self._free)
+        number, room, free = self._open, self._room, self._free
+        if room == 0:  # the open drawer took its share: open it again if it has emptied, or an emptied one, or a new one
+            if not (number < len(self._drawers) and not self._drawers[number].entries):
+                number, free = (free.first, free.rest) if free else (len(self._drawers), free)
+            room = DRAWER
         if number < len(self._drawers):
             drawers = self._drawers.set(number, self._drawers[number].with_entry(key, value))
         else:
             drawers = self._drawers.append(_Drawer({key: value}))
-        return Filed(self._entries.set(key, (number, value)), drawers, filed)
+        return Filed(self._entries.set(key, (number, value)), drawers, number, room - 1, free)
 
     def discard(self, key) -> Filed:
         """This map without `key` (itself if `key` is not in it)."""
         entry = self._entries.get(key)
         if entry is None:
             return self
-        drawer = self._drawers[entry[0]]
-        drawer = drawer.without(key) if len(drawer.entries) > 1 else _NONE
-        return Filed(self._entries.discard(key), self._drawers.set(entry[0], drawer), self._filed)
+        number, drawer = entry[0], self._drawers[entry[0]]
+        entries = self._entries.discard(key)
+        if len(drawer.entries) > 1:
+            return Filed(entries, self._drawers.set(number, drawer.without(key)), self._open, self._room, self._free)
+        free = self._free if number == self._open else self._free.cons(number)  # the open one stays open
+        return Filed(entries, self._drawers.set(number, _NONE), self._open, self._room, free)
 
     def __hash__(self) -> int:  # immutable, like a pmap (and so a dataclass takes it as a plain default)
         return hash(frozenset(self.items()))
@@ -126,14 +137,15 @@ class Filed(Mapping):
 
 
 def _unfiled(blobs: tuple[bytes, ...]) -> Filed:
-    """A pickled `Filed` back, its drawers keeping their pickles (numbered afresh; new keys go after them)."""
+    """A pickled `Filed` back, its drawers keeping their pickles (numbered afresh, the emptied ones gone; new keys
+    go into a new drawer after them)."""
     entries: dict = {}
     drawers = []
     for number, blob in enumerate(blobs):
         drawer = _Drawer(pickle.loads(blob), blob)
         drawers.append(drawer)
         entries.update((key, (number, value)) for key, value in drawer.entries.items())
-    return Filed(pmap(entries), pvector(drawers), len(blobs) * DRAWER)
+    return Filed(pmap(entries), pvector(drawers), len(drawers), 0)
 
 
 EMPTY = Filed()

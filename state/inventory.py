@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
 from pyrsistent import PMap, pmap, pset
@@ -277,7 +277,9 @@ class Reservation:
     buyer_id: str = ""
     seq: int = 0  # the newest cart request applied to it
 
-    def __reduce__(self):  # a tuple, not a dict of field names: a flash sale's snapshot holds thousands
+    # A tuple, not a dict of field names: a flash sale's snapshot holds thousands. Fields go by position, and an
+    # unchanged drawer keeps its old pickle for good: a new field goes last, with a default.
+    def __reduce__(self):
         return (Reservation, (self.reservation_id, self.holder_id, self.quantity, self.kind, self.expires_at,
                               self.buyer_id, self.seq))
 
@@ -295,7 +297,7 @@ class Ended:
     seq: int = 0
     forget_at: int | None = None  # a cart's: the whole minute (epoch seconds) from which it may go; an order's: None
 
-    def __reduce__(self):  # a tuple, as for a Reservation
+    def __reduce__(self):  # a tuple, as for a Reservation (a new field goes last, with a default)
         return (Ended, (self.outcome, self.holder_id, self.seq, self.forget_at))
 
 
@@ -329,9 +331,18 @@ class Stock:
         return Levels(self.total, self.available, self.reserved, self.allocated, self.sold)
 
     def __reduce__(self):
-        """Pickled without its indexes: a recovery snapshot holds the entries once (see `_restored`)."""
+        """Pickled without its indexes: a recovery snapshot holds the entries once (see `_restored`). The names
+        `_restored` and `state.filed._unfiled` are part of the snapshot format: a build without them (one from
+        before 2026-12-03) cannot load it."""
         kept = {name: value for name, value in vars(self).items() if name not in _INDEXES}
         return (_restored, (kept,))
+
+    def __setstate__(self, state: dict) -> None:
+        """A snapshot of a build from before `Filed` (a dict of fields): its maps filed as it loads."""
+        for name in ("reservations", "ended"):
+            if name in state:
+                state[name] = Filed.of(state[name])
+        self.__dict__.update(state)
 
 
 _INDEXES = ("expiring", "forgetting")
@@ -339,6 +350,7 @@ _INDEXES = ("expiring", "forgetting")
 
 def _restored(kept: dict) -> Stock:
     """A pickled `Stock` back, its indexes rebuilt from the entries they index (O(n), on recovery only)."""
+    kept = {name: value for name, value in kept.items() if name in _FIELDS}  # a field since removed: dropped
     reservations, ended = Filed.of(kept.pop("reservations", EMPTY)), Filed.of(kept.pop("ended", EMPTY))
     expiring: dict[int, list[str]] = {}
     for reservation in reservations.values():
@@ -350,6 +362,9 @@ def _restored(kept: dict) -> Stock:
     return Stock(**kept, reservations=reservations, ended=ended,
                  expiring=pmap({at: pset(ids) for at, ids in expiring.items()}),
                  forgetting=pmap({at: pset(ids) for at, ids in forgetting.items()}))
+
+
+_FIELDS = frozenset(f.name for f in fields(Stock))
 
 
 def initial_state() -> Stock:
