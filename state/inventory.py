@@ -352,16 +352,19 @@ def _restored(kept: dict) -> Stock:
     """A pickled `Stock` back, its indexes rebuilt from the entries they index (O(n), on recovery only)."""
     kept = {name: value for name, value in kept.items() if name in _FIELDS}  # a field since removed: dropped
     reservations, ended = Filed.of(kept.pop("reservations", EMPTY)), Filed.of(kept.pop("ended", EMPTY))
-    expiring: dict[int, list[str]] = {}
-    for reservation in reservations.values():
-        expiring.setdefault(_second(reservation.expires_at), []).append(reservation.reservation_id)
-    forgetting: dict[int, list[str]] = {}
-    for reservation_id, tombstone in ended.items():
-        if getattr(tombstone, "forget_at", None) is not None:
-            forgetting.setdefault(tombstone.forget_at, []).append(reservation_id)
     return Stock(**kept, reservations=reservations, ended=ended,
-                 expiring=pmap({at: pset(ids) for at, ids in expiring.items()}),
-                 forgetting=pmap({at: pset(ids) for at, ids in forgetting.items()}))
+                 expiring=_index_of((_second(r.expires_at), r.reservation_id) for r in reservations.values()),
+                 forgetting=_index_of((t.forget_at, reservation_id) for reservation_id, t in ended.items()
+                                      if getattr(t, "forget_at", None) is not None))
+
+
+def _index_of(pairs) -> PMap:
+    """An index (whole second or minute -> ids) built at once from (time, id) pairs: what `_indexed` makes one
+    pair at a time."""
+    grouped: dict[int, list[str]] = {}
+    for at, reservation_id in pairs:
+        grouped.setdefault(at, []).append(reservation_id)
+    return pmap({at: pset(ids) for at, ids in grouped.items()})
 
 
 _FIELDS = frozenset(f.name for f in fields(Stock))
