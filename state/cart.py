@@ -15,13 +15,13 @@ newer was answered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyrsistent import PMap, PSet, pmap, pset
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, derived_id, invalid, message,
-                          not_found)
+                          not_found, replace)
 
 ACTIVE, CHECKOUT, COMPLETED, EXPIRED, ABANDONED = "ACTIVE", "CHECKOUT", "COMPLETED", "EXPIRED", "ABANDONED"
 

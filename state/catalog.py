@@ -8,11 +8,11 @@ newer change), and the change in force is known by its id.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from state.common import (Aggregate, Command, Event, Rejection, forbidden, invalid, may_manage,
-                          message, not_found)
+                          message, not_found, replace)
 
 STATUSES = ("DRAFT", "ACTIVE", "INACTIVE")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 from pyrsistent import PMap, pmap, pset
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, check, forbidden, invalid,
-                          may_manage, message, not_found)
+                          may_manage, message, not_found, replace)
 from state.filed import EMPTY, Filed
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5

@@ -7,10 +7,11 @@ the refund, once Stripe made it, settles what is owed. Each kind is posted at mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from state.common import Aggregate, Command, Event, Rejection, check, derived_id, invalid, message, per_claim
+from state.common import (Aggregate, Command, Event, Rejection, check, derived_id, invalid, message, per_claim,
+                          replace)
 from state.money import split
 from state.user import payable_account
 

@@ -9,11 +9,11 @@ derived from them (`rolled_up`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, derived_id,
-                          forbidden, invalid, may_manage, message, not_found)
+                          forbidden, invalid, may_manage, message, not_found, replace)
 
 PENDING, CONFIRMED, PROCESSING, SHIPPED, DELIVERED, CANCELLED = (
     "PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "DELIVERED", "CANCELLED")

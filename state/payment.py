@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from state.common import Aggregate, Command, Event, Rejection, invalid, message, not_found
+from state.common import Aggregate, Command, Event, Rejection, invalid, message, not_found, replace
 
 CREATED, CAPTURED, FAILED, REFUND_PENDING, REFUNDED = "CREATED", "CAPTURED", "FAILED", "REFUND_PENDING", "REFUNDED"
 CANCELLED = "CANCELLED"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from state.common import ROLES, SELLER, Aggregate, Command, Event, Rejection, invalid, message
+from state.common import ROLES, SELLER, Aggregate, Command, Event, Rejection, invalid, message, replace
 
 
 @message
