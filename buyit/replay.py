@@ -21,6 +21,7 @@ from TIME's minute on (whole minutes, from all their facts), and the lake rows o
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
 import uuid
@@ -72,11 +73,12 @@ def minute(moment: datetime) -> datetime:
 
 
 class _Bar:
-    """A rich progress bar of offsets read against the offsets to read, with rate and time left."""
+    """A rich progress bar of offsets read against the offsets to read, with rate and time left. With
+    several processes each reads every offset: the bar shows their mean."""
 
-    def __init__(self, plan, show: bool):
-        self._starts, self._ends = plan.starts, plan.ends
-        self._done: dict[tuple[str, int], int] = {}
+    def __init__(self, plan, show: bool, readers: int = 1):
+        self._starts, self._ends, self._readers = plan.starts, plan.ends, readers
+        self._done: dict[tuple[int, str, int], int] = {}
         self._progress = None
         if show:
             from rich.console import Console
@@ -97,29 +99,36 @@ class _Bar:
         if self._progress:
             self._progress.stop()
 
-    def read(self, partition: int, next_offsets: dict[str, int]) -> None:
-        """The source's `on_read`: where partition `partition` of each topic has read to."""
+    def read(self, partition: int, next_offsets: dict[str, int], reader: int = 0) -> None:
+        """The source's `on_read`: where `reader` has read partition `partition` of each topic to."""
         for topic, at in next_offsets.items():
             tp = (topic, partition)
-            self._done[tp] = min(at, self._ends[tp]) - self._starts[tp]
+            self._done[(reader, *tp)] = min(at, self._ends[tp]) - self._starts[tp]
         if self._progress:
-            done = sum(self._done.values())
+            done = sum(self._done.values()) // self._readers
             rate = done / max(time.monotonic() - self._started, 1e-6)
             self._progress.update(self._task, completed=done, rate=f"{rate:,.0f}/s")
 
 
-def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = None, lake: Path | None = None,
-        cart_prefix: str | None = None, progress: bool = True) -> Summary:
-    """Replay into `schema` (None: in place), the lake into `lake` (None: no lake), the cart cache under
-    `cart_prefix` (default: none in place, `schema:` for a schema); see the module docstring."""
-    from bytewax.testing import run_main
+@dataclass
+class _Part:
+    """What one replay process did: rows written, dead letters by reason, its window minutes
+    (`Folded.minutes`: counts summed over the facts its aggregates added)."""
 
+    written: Counter
+    dead: Counter
+    minutes: dict
+
+
+def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = None, lake: Path | None = None,
+        cart_prefix: str | None = None, progress: bool = True, processes: int | None = None) -> Summary:
+    """Replay into `schema` (None: in place), the lake into `lake` (None: no lake), the cart cache under
+    `cart_prefix` (default: none in place, `schema:` for a schema), split over `processes` (default
+    `BUYIT_REPLAY_PROCESSES`); see the module docstring."""
     from buyit.bootstrap import create_schema
     from dataflows import replay
-    from sinks.cart_cache import CartCacheSink
-    from sinks.lake import LakeSink
-    from sinks.postgres import PostgresViewSink
-    from sinks.window_rebuild import WindowRebuildSink
+    from sinks.views import window_rows
+    from sinks.window_rebuild import replace_minutes
 
     began = datetime.now(UTC)
     if schema is not None:
@@ -128,27 +137,102 @@ def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = 
     if cart_prefix is None:
         cart_prefix = f"{schema}:" if schema is not None else ""
     plan = replay.plan(settings.brokers, settings.buyit_topic_partitions, since)
+    processes = processes or settings.buyit_replay_processes
+    started = time.monotonic()
+    job = functools.partial(_replay_part, settings, url, cart_prefix, lake, plan)
+    if processes == 1:
+        with _Bar(plan, progress) as bar:
+            parts = [job(None, bar.read)]
+    else:
+        parts = _in_processes(job, processes, plan, progress)
+    # Windows: each minute whole, summed over the processes, then written where the target differs. In
+    # place, the live projection is still adding to the newest minutes: those are left to it.
+    open_from = minute(began) - timedelta(minutes=1) - _wait() if schema is None else None
+    first = minute(since) if since else None
+    rows = [row for figures in replay.window_figures([p.minutes for p in parts])
+            if first is None or figures.window_start >= first for row in window_rows(figures)]
+    written = sum((p.written for p in parts), Counter())
+    with psycopg.connect(url) as conn:
+        written.update(replace_minutes(conn, rows, first, open_from))
+    dead = sum((p.dead for p in parts), Counter())
+    return Summary(plan.total, plan.fresh, time.monotonic() - started, written, dead)
+
+
+def _replay_part(settings: Settings, url: str, cart_prefix: str, lake: Path | None, plan, shard, on_read) -> _Part:
+    """Replay the aggregates of `shard` (None: all) in this process; `on_read(partition, next offsets)`."""
+    from bytewax.testing import run_main
+
+    from dataflows import replay
+    from sinks.cart_cache import CartCacheSink
+    from sinks.lake import LakeSink
+    from sinks.postgres import PostgresViewSink
+
     written: Counter = Counter()
     refused: list[str] = []
-    # in place, the live projection is still adding to the newest minutes: those are left to it
-    open_from = minute(began) - timedelta(minutes=1) - _wait() if schema is None else None
-    started = time.monotonic()
-    with _Bar(plan, progress) as bar:
-        flow, dead = replay.replay_flow(
-            replay.source(settings.brokers, settings.buyit_topic_partitions, plan.bounds(bar.read)),
-            PostgresViewSink(url, lambda rows, err: refused.append(err), settings.buyit_command_results_ttl_s,
-                             written),
-            CartCacheSink(settings.redis_url, cart_prefix, written),
-            WindowRebuildSink(url, minute(since) if since else None, open_from, written),
-            LakeSink(lake, written) if lake is not None else None)
-        with _few_collections():
-            # one epoch for the whole run: an epoch's end snapshots (deep-copies) every key touched in it,
-            # which only recovery reads, and a replay has none
-            run_main(flow, epoch_interval=timedelta(days=1))
+    flow, folded, dead = replay.replay_flow(
+        replay.source(settings.brokers, settings.buyit_topic_partitions, plan.bounds(on_read), shard),
+        PostgresViewSink(url, lambda rows, err: refused.append(err), settings.buyit_command_results_ttl_s, written),
+        CartCacheSink(settings.redis_url, cart_prefix, written),
+        LakeSink(lake, written) if lake is not None else None)
+    with _few_collections():
+        # one epoch for the whole run: an epoch's end snapshots every stateful step, which only recovery reads
+        run_main(flow, epoch_interval=timedelta(days=1))
     reasons = replay.dead_reasons(dead)
     if refused:
         reasons["view_rows_refused"] += len(refused)
-    return Summary(plan.total, plan.fresh, time.monotonic() - started, written, reasons)
+    return _Part(written, reasons, folded.minutes)
+
+
+def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
+    """Run `job(shard, on_read)` in `processes` forked processes, one shard each, showing their progress;
+    returns their parts, or raises the first failure (the others stopped)."""
+    import multiprocessing
+    import queue as queues
+    import traceback
+
+    from dataflows.kafka_io import Shard
+
+    context = multiprocessing.get_context("fork")  # no re-import: a small replay would take longer to start
+    reports = context.Queue()
+
+    def child(index: int) -> None:
+        def on_read(partition, next_offsets):
+            reports.put(("read", index, (partition, dict(next_offsets))))
+        try:
+            reports.put(("done", index, job(Shard(index, processes), on_read)))
+        except BaseException:
+            reports.put(("failed", index, traceback.format_exc()))
+            raise
+
+    workers = [context.Process(target=child, args=(i,), name=f"buyit-replay-{i}", daemon=True)
+               for i in range(processes)]
+    for w in workers:  # before the bar: its drawing thread must not be forked
+        w.start()
+    parts: dict[int, _Part] = {}
+    try:
+        with _Bar(plan, progress, readers=processes) as bar:
+            while len(parts) < processes:
+                try:
+                    kind, index, body = reports.get(timeout=0.5)
+                except queues.Empty:
+                    gone = [w for i, w in enumerate(workers) if i not in parts and w.exitcode is not None]
+                    if gone:
+                        raise RuntimeError(f"replay process {gone[0].name} exited with {gone[0].exitcode}")
+                    continue
+                if kind == "read":
+                    bar.read(*body, reader=index)
+                elif kind == "done":
+                    parts[index] = body
+                else:
+                    raise RuntimeError(f"replay process {index} failed:\n{body}")
+        for w in workers:
+            w.join()
+        return [parts[i] for i in range(processes)]
+    finally:
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+                w.join(5)
 
 
 @contextlib.contextmanager

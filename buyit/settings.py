@@ -1,5 +1,6 @@
 """Settings, read from the environment and a `.env` file (names as in api.md)."""
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     buyit_api_port: int = 8000
     buyit_public_url: str | None = None
     buyit_topic_partitions: int = 1
+    # processes a replay splits the aggregates between (each reads the whole log, so more stop paying)
+    buyit_replay_processes: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)), ge=1)
     buyit_soft_reservation_ttl_s: int = 900
     buyit_hard_reservation_ttl_s: int = 1800
     buyit_cart_ttl_s: int = 900

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -33,6 +34,19 @@ POLL_S = 0.05
 
 
 @dataclass(frozen=True)
+class Shard:
+    """One of `of` processes that split a replay's aggregates between them: each reads every record and
+    keeps those whose key falls to it. A record's key is its aggregate's id (a command's answer: the
+    command's id), so an aggregate's events all fall to one process, in log order."""
+
+    index: int
+    of: int
+
+    def holds(self, key: bytes | None) -> bool:
+        return zlib.crc32(key or b"") % self.of == self.index
+
+
+@dataclass(frozen=True)
 class Record:
     """One record read from Kafka (or a read error, with `error` set)."""
 
@@ -46,7 +60,7 @@ class Record:
 
 class _TopicsPartition(StatefulSourcePartition):
     def __init__(self, brokers: list[str], topics: list[str], index: int, resume: dict | None, batch: int,
-                 tail: bool, poll_s: float, fetch: dict, bounds: "Bounds | None" = None):
+                 tail: bool, poll_s: float, fetch: dict, bounds: "Bounds | None" = None, shard: Shard | None = None):
         self._consumer = Consumer(consumer_config(brokers, "buyit-dataflow", **fetch))
         # A replay starts where each log begins (retention may have removed its head), so an emptied log ends it.
         self._next = {**({t: bounds.starts[(t, index)] for t in topics} if bounds else {}), **(resume or {})}
@@ -61,6 +75,7 @@ class _TopicsPartition(StatefulSourcePartition):
             t: bounds.ends[(t, index)] if bounds else
             self._consumer.get_watermark_offsets(TopicPartition(t, index), timeout=10)[1] for t in topics}
         self._since = {t: bounds.since.get((t, index), 0) for t in topics} if bounds else None
+        self._shard = shard
 
     def next_batch(self) -> list[Record]:
         if self._until is not None and all(self._next.get(t, 0) >= end for t, end in self._until.items()):
@@ -69,7 +84,7 @@ class _TopicsPartition(StatefulSourcePartition):
         first = self._consumer.poll(self._poll_s)  # returns on the first record, unlike consume()'s timeout
         if first is None:
             return out
-        since, until = self._since, self._until
+        since, until, shard = self._since, self._until, self._shard
         for msg in [first, *self._consumer.consume(self._batch - 1, 0)]:
             err = msg.error()
             if err is not None:
@@ -82,6 +97,8 @@ class _TopicsPartition(StatefulSourcePartition):
             if until is not None and offset >= until[topic]:  # produced after the replay began: not its business
                 continue
             key = msg.key()
+            if shard is not None and not shard.holds(key):
+                continue
             out.append(Record(topic, key.decode("utf-8", "replace") if key else None, msg.value(), offset,
                               fresh=since is None or offset >= since[topic]))
         if self._bounds is not None and self._bounds.on_read is not None:
@@ -111,9 +128,10 @@ class TopicsSource(FixedPartitionedSource):
     `tail=False`, stops at the ends they had when it started, or those `bounds` names)."""
 
     def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500, tail: bool = True,
-                 fetch: dict | None = None, bounds: Bounds | None = None, poll_s: float = POLL_S):
+                 fetch: dict | None = None, bounds: Bounds | None = None, poll_s: float = POLL_S,
+                 shard: Shard | None = None):
         self._brokers, self._topics, self._partitions, self._batch = brokers, topics, partitions, batch
-        self._tail, self._fetch, self._bounds, self._poll_s = tail, fetch or {}, bounds, poll_s
+        self._tail, self._fetch, self._bounds, self._poll_s, self._shard = tail, fetch or {}, bounds, poll_s, shard
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self._partitions)]
@@ -121,7 +139,7 @@ class TopicsSource(FixedPartitionedSource):
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _TopicsPartition:
         # A worker polls its partitions in turn: split the wait so one idle partition never holds up another.
         return _TopicsPartition(self._brokers, self._topics, int(for_part), resume_state, self._batch, self._tail,
-                                self._poll_s / self._partitions, self._fetch, self._bounds)
+                                self._poll_s / self._partitions, self._fetch, self._bounds, self._shard)
 
 
 # A reader nobody waits on (the projection) lets the broker gather records: a fetch returns once 64 KiB

@@ -21,7 +21,7 @@ import msgspec
 from buyit.envelope import REPEATED, RESULTS, decode, events_topic
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
-from dataflows.windows import per_minute, whole_minutes
+from dataflows.windows import per_minute
 from sinks.facts import Derived, sale_rows
 from sinks.lake import keyed as lake_item
 from sinks.views import answer_row, rows, stale_row, window_record, window_rows
@@ -91,7 +91,7 @@ def fold(held, item):
 class Folded(StatefulLogic):
     """`fold` as Bytewax's stateful logic for one aggregate. Unlike `stateful_map`, its snapshot hands
     the state over as it is, not deep-copied: states are frozen and `evolve` makes new ones, so the copy
-    only cost time (a twentieth of a replay, and one copy per touched aggregate and epoch live)."""
+    only cost time (one copy per aggregate touched in an epoch)."""
 
     def __init__(self, resume):
         self.state = resume
@@ -131,10 +131,9 @@ def latest_states(batch: list) -> list:
 
 
 def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output: output,
-               lake_sink=None, windows_sink=None, window_rows_sink=None) -> Dataflow:
-    """Events from `source` (Records) in; view rows (window rows too, or to `window_rows_sink` if given: a
-    replay rebuilds windows its own way), dead letters, the cart cache, the lake and, with `windows_sink`,
-    settled and late window figures as `analytics.windows` records out."""
+               lake_sink=None, windows_sink=None) -> Dataflow:
+    """Events from `source` (Records) in; view rows (window rows too), dead letters, the cart cache, the lake
+    and, with `windows_sink`, settled and late window figures as `analytics.windows` records out."""
     flow = Dataflow("buyit_project")
     records = op.input("read_events", flow, source)
     parsed = op.map("parse", records, parse)
@@ -153,19 +152,14 @@ def build_flow(source, view_sink, dead_sink, cart_sink, to_message=lambda output
         op.output("write_lake", op.merge("lake_items", raw, sold), lake_sink)
     counted = op.branch("split_facts", derived.falses, lambda o: o[0] == "fact")
     facts = op.map("unwrap_fact", counted.trues, lambda o: o[1])
-    # a replay rebuilds whole minutes (window_rows_sink): their totals at the end are all it needs
-    figures = per_minute(facts) if window_rows_sink is None else whole_minutes(facts)  # WindowFigures
+    figures = per_minute(facts)  # WindowFigures
     split = op.branch("split_fold", counted.falses, lambda o: o[0] == "view")
     refused = op.branch("split_stale", split.falses, lambda o: o[0] == "stale")
     stale = op.map("stale_rows", refused.trues, lambda o: [o[1]])
     changed = op.flat_map_batch("changed", split.trues, latest_states)  # (agg, state)
     figure_rows = op.map("window_rows", figures, window_rows)
-    if window_rows_sink is not None:
-        op.output("write_window_rows", figure_rows, window_rows_sink)
-        view_rows = op.merge("views_answers", op.map("to_rows", changed, lambda c: rows(*c)), answers, stale)
-    else:
-        view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)), figure_rows,
-                             answers, stale)
+    view_rows = op.merge("views_windows_answers", op.map("to_rows", changed, lambda c: rows(*c)), figure_rows,
+                         answers, stale)
     op.output("write_views", view_rows, view_sink)
     if windows_sink is not None:  # the topic carries settled figures: a closed window, or a late part
         settled = op.filter("settled", figures, lambda f: f.closed or f.part == LATE)

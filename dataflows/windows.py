@@ -17,7 +17,7 @@ the same rows (readers add the parts; which facts were late may differ between a
 replay, the sum does not). One known gap: after a crash, facts processed after the last snapshot
 (at most `BUYIT_SNAPSHOT_INTERVAL_S`) are folded again; if the downtime outlasted `WAIT` they come
 back late and count twice in their minute. `buyit replay` recomputes exact figures, replacing whole
-minutes (sinks/window_rebuild.py); it sums each minute's facts directly (`whole_minutes`): it only
+minutes (sinks/window_rebuild.py); it sums each minute's facts directly (dataflows/replay.py): it only
 wants the totals, and a figure per fact through the window operator was a fifth of its time.
 """
 
@@ -26,11 +26,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bytewax import operators as op
-from bytewax.operators import StatefulLogic
 from bytewax.operators import windowing as win
 
 from state.analytics import (EPOCH, LATE, MINUTE, ON_TIME, Fact, WindowFigures, add, merged, split_key,
-                             window_id_of, window_start)
+                             window_start)
 
 WAIT = timedelta(seconds=10)  # how far behind the newest event of a key another may come and still be on time
 
@@ -57,7 +56,8 @@ class RunningCounts(win.WindowLogic):
         return (dict(self.counts or {}), self.facts)  # counts are replaced, never mutated: a copy suffices
 
 
-def _figures(key: str, window_id: int, counts: dict, facts: int, part: str, closed: bool) -> WindowFigures:
+def figures_of(key: str, window_id: int, counts: dict, facts: int, part: str, closed: bool) -> WindowFigures:
+    """A window key's minute (by window id) and its counts as `WindowFigures`."""
     scope, seller_id, product_id = split_key(key)
     return WindowFigures(scope, seller_id, product_id, window_start(window_id), part, counts, facts, closed)
 
@@ -76,36 +76,11 @@ def per_minute(facts):
     out = win.window("per_minute", keyed, clock, win.TumblingWindower(length=MINUTE, align_to=EPOCH),
                      RunningCounts, ordered=False)  # (key, (window id, (counts, facts, closed)))
     on_time = op.map("on_time_figures", out.down,
-                     lambda kv: _figures(kv[0], kv[1][0], kv[1][1][0], kv[1][1][1], ON_TIME, kv[1][1][2]))
+                     lambda kv: figures_of(kv[0], kv[1][0], kv[1][1][0], kv[1][1][1], ON_TIME, kv[1][1][2]))
     late = op.key_on("key_late_by_minute", op.map("unkey_late", out.late, lambda kv: (kv[0], kv[1][0], kv[1][1])),
                      lambda late: f"{late[0]}@{late[1]}")  # (key@window id, (key, window id, Fact))
     totals = op.stateful_map("late_totals", op.map_value("late_fact", late, lambda x: x[2]), _late_total)
-    late_figures = op.map("late_figures", totals, lambda kv: _figures(
+    late_figures = op.map("late_figures", totals, lambda kv: figures_of(
         kv[0].rsplit("@", 1)[0], int(kv[0].rsplit("@", 1)[1]), kv[1][0], kv[1][1], LATE, False))
     return op.merge("all_figures", on_time, late_figures)
 
-
-class MinuteTotal(StatefulLogic):
-    """Every fact of one key's minute summed, emitted once when the (bounded) input ends."""
-
-    def __init__(self, resume: tuple[dict, int] | None):
-        self.counts, self.facts = resume if resume is not None else (None, 0)
-
-    def on_item(self, fact: Fact) -> tuple[list, bool]:
-        self.counts, self.facts = add(self.counts, fact), self.facts + 1
-        return [], StatefulLogic.RETAIN
-
-    def on_eof(self) -> tuple[list, bool]:
-        return [(self.counts, self.facts)], StatefulLogic.DISCARD
-
-    def snapshot(self) -> tuple[dict, int]:
-        return (self.counts, self.facts)  # counts are replaced, never mutated
-
-
-def whole_minutes(facts):
-    """Facts of a bounded input in, one closed on-time `WindowFigures` per key and minute out at its end:
-    what a replay needs (it replaces whole minutes), without a figure per fact or a watermark."""
-    keyed = op.key_on("key_by_minute", facts, lambda f: f"{f.key}@{window_id_of(f.at)}")
-    totals = op.stateful("minute_totals", keyed, MinuteTotal)  # (key@window id, (counts, facts))
-    return op.map("minute_figures", totals, lambda kv: _figures(
-        kv[0].rsplit("@", 1)[0], int(kv[0].rsplit("@", 1)[1]), kv[1][0], kv[1][1], ON_TIME, True))

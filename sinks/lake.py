@@ -97,7 +97,8 @@ class LakePartition(StatefulSinkPartition):
             pass
         self._buffer: dict[str, list[tuple]] = defaultdict(list)
         if resume is None:
-            self._generation, self._seq = f"{time.time_ns():x}", 0
+            # the process id too: a replay's processes start their parts in the same instant
+            self._generation, self._seq = f"{time.time_ns():x}p{os.getpid()}", 0
         else:
             self._generation, self._seq, pending = resume
             self._discard_from(self._seq)

@@ -44,16 +44,29 @@ def latest_rows(rows: list[Row]) -> list[Row]:
 def write_rows(conn: psycopg.Connection, rows: list[Row]) -> Counter:
     """Write a batch in one transaction, grouped into one executemany per statement; returns the rows
     each table took (an upsert the version guard turned away, or a duplicate, counts none)."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in latest_rows(rows):
-        groups[(row.table, _statement(row))].append(row.values)
+        groups[(row.table, _statement(row))].append(row)
     written: Counter = Counter()
     with conn.transaction():
         with conn.cursor() as cur:
-            for (table, statement), params in groups.items():
-                cur.executemany(statement, params)
+            for (table, statement), batch in groups.items():
+                cur.executemany(statement, [row.values for row in (_in_key_order(batch) if table in SHARED else batch)])
                 written[table] += max(cur.rowcount, 0)
     return written
+
+
+# Tables whose rows more than one aggregate writes (a seller's payable account: every payment's ledger;
+# a window minute: many carts and orders). Two writers at once (a cluster's workers, a replay's processes)
+# lock such rows in key order, so neither waits on the other in a circle (a deadlock, and a batch redone).
+SHARED = frozenset({"ledger_accounts", "sales_minutes", "cart_funnel_minutes"})
+
+
+def _in_key_order(rows: list[Row]) -> list[Row]:
+    try:
+        return sorted(rows, key=lambda row: tuple(row.values[k] for k in row.key))
+    except TypeError:  # a key of mixed types (None): Postgres refuses the row anyway
+        return rows
 
 
 Rejected = Callable[[list[Row], str], None]

@@ -4,7 +4,7 @@ The live projection keeps a minute as parts (on time, late) that readers add, ea
 fact count as version. A replay reads the topics far faster than they were written and in another
 order, so it splits the same facts into parts differently; upserting its parts next to the live ones
 would count a fact in both (a replayed on-time part of 7 facts beats a live one of 5, and the live late
-part of 2 stays). So a replay collects each part's final figures, and at the end compares every minute's
+part of 2 stays). So a replay sums each minute's facts (buyit/replay.py), and at the end compares every minute's
 sums with the target table: a minute that differs (or that only the table has) is deleted and written
 again from the replay, in one transaction; an equal one is left alone, so replaying a healthy system in
 place writes nothing.
@@ -19,7 +19,6 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 import psycopg
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from sinks.views import Row
 
@@ -82,34 +81,3 @@ def replace_minutes(conn: psycopg.Connection, parts: list[Row], since: datetime 
             written[f"{table} minutes replaced"] += len(stale)
     return written
 
-
-class _Partition(StatelessSinkPartition):
-    def __init__(self, url: str, since: datetime | None, open_from: datetime | None, tally: Counter):
-        self._url, self._since, self._open_from, self._tally = url, since, open_from, tally
-        self._parts: dict[tuple, Row] = {}  # (table, key with part) -> the part's newest figures
-
-    def write_batch(self, items: list[list[Row]]) -> None:
-        for batch in items:
-            for row in batch:
-                ident = (row.table, *(row.values[k] for k in row.key))
-                held = self._parts.get(ident)
-                if held is None or row.values["version"] >= held.values["version"]:
-                    self._parts[ident] = row
-
-    def close(self) -> None:
-        parts = [r for r in self._parts.values() if self._since is None or r.values["window_start"] >= self._since]
-        with psycopg.connect(self._url) as conn:
-            self._tally.update(replace_minutes(conn, parts, self._since, self._open_from))
-
-
-class WindowRebuildSink(DynamicSink):
-    """Window rows in; at the end, minutes from `since` on replaced where they differ (see the module
-    docstring). One worker only: each minute's parts must all reach the same partition."""
-
-    def __init__(self, url: str, since: datetime | None, open_from: datetime | None, tally: Counter):
-        self._url, self._since, self._open_from, self._tally = url, since, open_from, tally
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        if worker_count != 1:
-            raise ValueError("a replay's windows are rebuilt by one worker")
-        return _Partition(self._url, self._since, self._open_from, self._tally)

@@ -127,6 +127,27 @@ class TestFreshSchema:
         assert list((tmp_path / "lake" / "facts" / "order_lines").glob("*/*.parquet"))
 
 
+    def test_the_same_in_one_process_or_three(self, shop, settings):
+        """Three processes each fold the aggregates whose key falls to them, and their window minutes are
+        summed: the rows are those one process writes."""
+        one, three = (f"replay_{uuid.uuid4().hex[:8]}" for _ in range(2))
+        alone = replay.run(settings, one, progress=False, processes=1)
+        split = replay.run(settings, three, progress=False, processes=3)
+        assert views(settings.database_url, one) == views(settings.database_url, three)
+        assert alone.events == split.events and not alone.dead and not split.dead
+        assert alone.written["orders"] == split.written["orders"] > 0
+
+
+    def test_a_process_that_fails_fails_the_replay(self, shop, settings):
+        """One process cannot write (its cart cache is unreachable): the replay raises what it met, at once,
+        and leaves no process behind."""
+        import multiprocessing
+        broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+        with pytest.raises(RuntimeError, match="ConnectionError"):
+            replay.run(broken, f"replay_{uuid.uuid4().hex[:8]}", progress=False, processes=2)
+        assert not multiprocessing.active_children()
+
+
 class TestInPlace:
     def test_twice_changes_nothing(self, shop, settings, tmp_path):
         url = settings.database_url
