@@ -127,8 +127,7 @@ def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = 
     `BUYIT_REPLAY_PROCESSES`); see the module docstring."""
     from buyit.bootstrap import create_schema
     from dataflows import replay
-    from sinks.views import window_rows
-    from sinks.window_rebuild import replace_minutes
+    from sinks.window_rebuild import replace_minutes, replayed
 
     began = datetime.now(UTC)
     if schema is not None:
@@ -149,11 +148,10 @@ def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = 
     # place, the live projection is still adding to the newest minutes: those are left to it.
     open_from = minute(began) - timedelta(minutes=1) - _wait() if schema is None else None
     first = minute(since) if since else None
-    rows = [row for figures in replay.window_figures([p.minutes for p in parts])
-            if first is None or figures.window_start >= first for row in window_rows(figures)]
+    minutes = replayed(replay.window_minutes([p.minutes for p in parts]).items(), first)
     written = sum((p.written for p in parts), Counter())
     with psycopg.connect(url) as conn:
-        written.update(replace_minutes(conn, rows, first, open_from))
+        written.update(replace_minutes(conn, minutes, first, open_from))
     dead = sum((p.dead for p in parts), Counter())
     return Summary(plan.total, plan.fresh, time.monotonic() - started, written, dead)
 
@@ -229,9 +227,9 @@ def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
             w.join()
         return [parts[i] for i in range(processes)]
     finally:
-        for w in workers:
+        for w in workers:  # a failed replay is abandoned: what it wrote is idempotent, and a rerun redoes it
             if w.is_alive():
-                w.terminate()
+                w.kill()
                 w.join(5)
 
 

@@ -3,8 +3,9 @@ when it started, into the read side; then it stops.
 
 It folds with the live projection's `parse` and `fold` (dataflows/project.py) into the same sinks,
 bounded: nothing is decided (no decider runs), nothing is produced to Kafka (no dead letters, no window
-records: the live projection published those), and nothing external is called. `--since TIME` cannot shorten the read: an aggregate's view is its whole history
-folded, so every event is read and folded; `since` only limits what is *written* (see `plan`).
+records: the live projection published those), and nothing external is called. `--since TIME` cannot
+shorten the read: an aggregate's view is its whole history folded, so every event is read and folded;
+`since` only limits what is *written* (see `plan`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from buyit.clients import consumer_config
 from buyit.envelope import RESULTS, events_topic
 from dataflows.kafka_io import Bounds, Record, Shard, TopicsSource
 from dataflows.project import fold, latest_states, parse
-from dataflows.windows import figures_of
 from sinks.lake import keyed as lake_item
 from sinks.views import rows as view_rows
-from state.analytics import ON_TIME, WindowFigures, empty_counts, merged, window_id_of
+from state.analytics import empty_counts, merged, window_id_of
 from state.cart import view as cart_view
 from state.registry import AGGREGATES
 
@@ -164,15 +164,14 @@ def replay_flow(source, views, carts, lake=None) -> tuple[Dataflow, Folded, list
     return flow, folded, dead
 
 
-def window_figures(parts: list[dict]) -> list[WindowFigures]:
-    """Several processes' `Folded.minutes` as one closed, on-time window per key and minute, summed."""
+def window_minutes(parts: list[dict]) -> dict:
+    """Several processes' `Folded.minutes` summed: (fact key, window id) -> (counts, facts)."""
     out: dict = {}
     for minutes in parts:
         for minute, (counts, facts) in minutes.items():
             held = out.get(minute)
             out[minute] = (counts, facts) if held is None else (merged(held[0], counts), held[1] + facts)
-    return [figures_of(key, window_id, counts, facts, ON_TIME, True)
-            for (key, window_id), (counts, facts) in out.items()]
+    return out
 
 
 def dead_reasons(dead: list) -> Counter:

@@ -15,32 +15,37 @@ are left to it when replaying in place: the live run is still adding to them.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime
+from typing import Iterable
 
 import psycopg
 
-from sinks.views import Row
+from state.analytics import FUNNEL_COUNTS, ON_TIME, SALES, SALES_COUNTS, split_key, window_start
 
 # table -> (the minute's key columns, the counted columns); `part`, `closed` and `version` describe a part
 MINUTES = {
-    "sales_minutes": (("window_start", "seller_id", "product_id"),
-                      ("units_sold", "gross_cents", "orders", "reservations_made", "reservations_expired",
-                       "reservations_converted")),
-    "cart_funnel_minutes": (("window_start",), ("carts_started", "items_added", "checkouts", "paid", "abandoned")),
+    "sales_minutes": (("window_start", "seller_id", "product_id"), SALES_COUNTS),
+    "cart_funnel_minutes": (("window_start",), FUNNEL_COUNTS),
 }
 
+# table -> the minute's key -> (its counts in MINUTES' order, its number of facts)
+Replayed = dict[str, dict[tuple, tuple[tuple[int, ...], int]]]
 
-def sums(rows: list[Row]) -> dict[str, dict[tuple, tuple]]:
-    """table -> minute key -> its counts summed over its parts."""
-    out: dict[str, dict[tuple, list]] = defaultdict(dict)
-    for row in rows:
-        keys, counts = MINUTES[row.table]
-        minute = tuple(row.values[k] for k in keys)
-        held = out[row.table].setdefault(minute, [0] * len(counts))
-        for i, c in enumerate(counts):
-            held[i] += row.values[c]
-    return {t: {m: tuple(v) for m, v in minutes.items()} for t, minutes in out.items()}
+
+def replayed(minutes: Iterable[tuple[tuple[str, int], tuple[dict, int]]], since: datetime | None) -> Replayed:
+    """A replay's window minutes ((fact key, window id), (counts, facts)), each whole, by table and minute
+    key, from `since` on."""
+    out: Replayed = {table: {} for table in MINUTES}
+    for (key, window_id), (counts, facts) in minutes:
+        start = window_start(window_id)
+        if since is not None and start < since:
+            continue
+        scope, seller_id, product_id = split_key(key)
+        table = "sales_minutes" if scope == SALES else "cart_funnel_minutes"
+        minute = (start, seller_id, product_id) if scope == SALES else (start,)
+        out[table][minute] = (tuple(counts.get(c, 0) for c in MINUTES[table][1]), facts)
+    return out
 
 
 def table_sums(conn: psycopg.Connection, table: str, since: datetime | None) -> dict[tuple, tuple]:
@@ -51,33 +56,29 @@ def table_sums(conn: psycopg.Connection, table: str, since: datetime | None) -> 
     return {tuple(r[:len(keys)]): tuple(r[len(keys):]) for r in cur}
 
 
-def replace_minutes(conn: psycopg.Connection, parts: list[Row], since: datetime | None,
+def replace_minutes(conn: psycopg.Connection, minutes: Replayed, since: datetime | None,
                     open_from: datetime | None) -> Counter:
-    """Make every minute at or after `since` (before `open_from`, if given) sum as `parts` do; returns
-    the rows written per table."""
+    """Make every minute at or after `since` (before `open_from`, if given) sum as `minutes` (see `replayed`)
+    does, each written as one closed on-time part whose version is its fact count; returns the rows written
+    per table."""
     written: Counter = Counter()
-    replayed = sums(parts)
-    by_minute: dict[tuple[str, tuple], list[Row]] = defaultdict(list)
-    for row in parts:
-        by_minute[(row.table, tuple(row.values[k] for k in MINUTES[row.table][0]))].append(row)
     with conn.transaction():
         for table, (keys, counts) in MINUTES.items():
             held = table_sums(conn, table, since)
-            mine = replayed.get(table, {})
-            stale = [m for m in {*held, *mine} if held.get(m) != mine.get(m)
+            mine = minutes.get(table, {})
+            stale = [m for m in {*held, *mine} if held.get(m) != (mine[m][0] if m in mine else None)
                      and (open_from is None or m[0] < open_from)]
             if not stale:
                 continue
             match = " AND ".join(f"{k} = %s" for k in keys)
             with conn.cursor() as cur:
                 cur.executemany(f"DELETE FROM {table} WHERE {match}", [m for m in stale if m in held])
-                rows = [r for m in stale for r in by_minute.get((table, m), [])]
+                rows = [(*m, ON_TIME, *mine[m][0], True, mine[m][1]) for m in stale if m in mine]
                 if rows:  # COPY: a rebuild into a fresh schema writes every minute (a third of its time as INSERTs)
-                    cols = list(rows[0].values)
+                    cols = (*keys, "part", *counts, "closed", "version")
                     with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
                         for row in rows:
-                            copy.write_row([row.values[c] for c in cols])
-            written[table] += len(rows) if rows else 0
+                            copy.write_row(row)
+            written[table] += len(rows)
             written[f"{table} minutes replaced"] += len(stale)
     return written
-

@@ -228,17 +228,21 @@ class TestWindowMinutes:
                 "gross_cents": 100 * units, "orders": 1, "reservations_made": 0, "reservations_expired": 0,
                 "reservations_converted": 0, "closed": True, "version": units})
 
-        table_only, differs, equal, replay_only = minute(1, 1), minute(2, 2), minute(3, 3), minute(4, 4)
+        def replayed(n: int, units: int) -> tuple:  # a replay's minute: (its key, (its counts, its facts))
+            return (datetime(2026, 1, 1, 12, n, tzinfo=UTC), "s", "p"), ((units, 100 * units, 1, 0, 0, 0), units)
+
+        table_only, differs, equal = minute(1, 1), minute(2, 2), minute(3, 3)
         with psycopg.connect(replay.in_schema(settings.database_url, schema)) as conn:
             cols = list(table_only.values)
             for row in (table_only, differs, minute(2, 5, "late"), equal):
                 conn.execute(f"INSERT INTO sales_minutes ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
                              [row.values[c] for c in cols])
             conn.commit()
-            written = replace_minutes(conn, [minute(2, 9), equal, replay_only], None, None)
-            got = conn.execute("SELECT extract(minute FROM window_start)::int, part, units_sold FROM sales_minutes "
-                               "ORDER BY 1, 2").fetchall()
+            mine = dict(replayed(n, units) for n, units in ((2, 9), (3, 3), (4, 4)))  # differs, equal, replay only
+            written = replace_minutes(conn, {"sales_minutes": mine}, None, None)
+            got = conn.execute("SELECT extract(minute FROM window_start)::int, part, units_sold, gross_cents, closed, "
+                               "version FROM sales_minutes ORDER BY 1, 2").fetchall()
             conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
             conn.commit()
-        assert got == [(2, "on_time", 9), (3, "on_time", 3), (4, "on_time", 4)]
+        assert got == [(n, "on_time", units, 100 * units, True, units) for n, units in ((2, 9), (3, 3), (4, 4))]
         assert written == {"sales_minutes": 2, "sales_minutes minutes replaced": 3}
