@@ -14,7 +14,8 @@ import pickle
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pyrsistent import PList, PMap, PVector, plist, pmap, pvector
+from immutables import Map
+from pyrsistent import PList, PVector, plist, pvector
 
 # Keys per drawer: a change re-pickles its drawer (about 1.5 µs a reservation), and a snapshot copies one
 # blob per drawer.
@@ -54,9 +55,11 @@ class Filed(Mapping):
 
     __slots__ = ("_entries", "_drawers", "_open", "_room", "_free")
 
-    def __init__(self, entries: PMap = pmap(), drawers: PVector = pvector(), open_: int = 0, room: int = 0,
+    def __init__(self, entries: Map = Map(), drawers: PVector = pvector(), open_: int = 0, room: int = 0,
                  free: PList = plist()):
-        self._entries = entries  # key -> (number of its drawer, value): a read is one lookup, as in a pmap
+        # key -> (number of its drawer, value): a read is one lookup; a C map (immutables), five to fifteen
+        # times faster than pyrsistent's pmap for the sets and deletes every reservation makes
+        self._entries = entries
         self._drawers = drawers  # number -> _Drawer (an emptied one is _NONE, its number free for a new drawer)
         self._open, self._room = open_, room  # the drawer new keys go into, and how many more it takes
         self._free = free  # numbers of emptied drawers: the next drawer opened takes one, so the list never grows
@@ -120,7 +123,7 @@ class Filed(Mapping):
         if entry is None:
             return self
         number, drawer = entry[0], self._drawers[entry[0]]
-        entries = self._entries.discard(key)
+        entries = self._entries.delete(key)
         if len(drawer.entries) > 1:
             return Filed(entries, self._drawers.set(number, drawer.without(key)), self._open, self._room, self._free)
         free = self._free if number == self._open else self._free.cons(number)  # the open one stays open
@@ -145,7 +148,7 @@ def _unfiled(blobs: tuple[bytes, ...]) -> Filed:
         drawer = _Drawer(pickle.loads(blob), blob)
         drawers.append(drawer)
         entries.update((key, (number, value)) for key, value in drawer.entries.items())
-    return Filed(pmap(entries), pvector(drawers), len(drawers), 0)
+    return Filed(Map(entries), pvector(drawers), len(drawers), 0)
 
 
 EMPTY = Filed()

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
-from pyrsistent import PMap, pmap, pset
+from immutables import Map
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, check, forbidden, invalid,
                           may_manage, message, not_found, replace)
@@ -317,9 +317,9 @@ class Stock:
     # at all but rebuilt on load (`__reduce__`). Plain (immutable) defaults, not factories: a recovery
     # snapshot taken before a field existed unpickles without it and falls back on the class attribute.
     reservations: Filed = EMPTY  # reservation id -> Reservation
-    expiring: PMap = pmap()  # whole second -> ids of the reservations expiring in it
+    expiring: Map = Map()  # whole second -> ids of the reservations expiring in it (a Map of id -> None: a set)
     ended: Filed = EMPTY  # reservation id -> Ended, for every id that is not (or no longer) held
-    forgetting: PMap = pmap()  # whole minute (epoch seconds) -> ids of the cart tombstones that may go from then
+    forgetting: Map = Map()  # whole minute (epoch seconds) -> ids of the cart tombstones that may go from then
     set_at: datetime | None = None  # the `now` of the newest SetStock applied
     set_ids: tuple[str, ...] = ()  # the ids of the SetStocks applied at `set_at` (the one in force among them)
 
@@ -338,11 +338,9 @@ class Stock:
         return (_restored, (kept,))
 
     def __setstate__(self, state: dict) -> None:
-        """A snapshot of a build from before `Filed` (a dict of fields): its maps filed as it loads."""
-        for name in ("reservations", "ended"):
-            if name in state:
-                state[name] = Filed.of(state[name])
-        self.__dict__.update(state)
+        """A snapshot of a build from before `Filed` (a dict of fields): its maps filed as it loads, and its
+        indexes (pyrsistent's then) built again."""
+        self.__dict__.update(vars(_restored(state)))
 
 
 _INDEXES = ("expiring", "forgetting")
@@ -350,7 +348,8 @@ _INDEXES = ("expiring", "forgetting")
 
 def _restored(kept: dict) -> Stock:
     """A pickled `Stock` back, its indexes rebuilt from the entries they index (O(n), on recovery only)."""
-    kept = {name: value for name, value in kept.items() if name in _FIELDS}  # a field since removed: dropped
+    # a field since removed is dropped, and so are indexes an older build pickled: they are built here
+    kept = {name: value for name, value in kept.items() if name in _FIELDS and name not in _INDEXES}
     reservations, ended = Filed.of(kept.pop("reservations", EMPTY)), Filed.of(kept.pop("ended", EMPTY))
     return Stock(**kept, reservations=reservations, ended=ended,
                  expiring=_index_of((_second(r.expires_at), r.reservation_id) for r in reservations.values()),
@@ -358,13 +357,13 @@ def _restored(kept: dict) -> Stock:
                                       if getattr(t, "forget_at", None) is not None))
 
 
-def _index_of(pairs) -> PMap:
+def _index_of(pairs) -> Map:
     """An index (whole second or minute -> ids) built at once from (time, id) pairs: what `_indexed` makes one
     pair at a time."""
-    grouped: dict[int, list[str]] = {}
+    grouped: dict[int, dict[str, None]] = {}
     for at, reservation_id in pairs:
-        grouped.setdefault(at, []).append(reservation_id)
-    return pmap({at: pset(ids) for at, ids in grouped.items()})
+        grouped.setdefault(at, {})[reservation_id] = None
+    return Map({at: Map(ids) for at, ids in grouped.items()})
 
 
 _FIELDS = frozenset(f.name for f in fields(Stock))
@@ -647,15 +646,18 @@ def _second(at: datetime) -> int:
     return math.floor(at.timestamp())
 
 
-def _indexed(index: PMap, at: int, reservation_id: str) -> PMap:
+def _indexed(index: Map, at: int, reservation_id: str) -> Map:
     """`index` (whole second -> ids) with `reservation_id` under `at`."""
-    return index.set(at, index.get(at, pset()).add(reservation_id))
+    return index.set(at, index.get(at, _NO_IDS).set(reservation_id, None))
 
 
-def _unindexed(index: PMap, at: int, reservation_id: str) -> PMap:
+def _unindexed(index: Map, at: int, reservation_id: str) -> Map:
     """`index` without `reservation_id` under `at` (and without `at`, if nothing is left there)."""
-    ids = index[at].discard(reservation_id)
-    return index.set(at, ids) if ids else index.discard(at)
+    ids = index[at].delete(reservation_id)
+    return index.set(at, ids) if ids else index.delete(at)
+
+
+_NO_IDS = Map()
 
 
 def _holding(state: Stock, reservation: Reservation) -> Stock:

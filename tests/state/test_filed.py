@@ -128,10 +128,24 @@ def test_a_snapshot_pickled_by_the_previous_build_loads():
     pickler.dispatch_table = {kind: lambda obj: (copyreg.__newobj__, (type(obj),), dict(vars(obj)))
                               for kind in (inventory.Reservation, inventory.Ended)}
     pickler.dispatch_table[inventory.Stock] = lambda obj: (copyreg.__newobj__, (inventory.Stock,), {
-        **vars(obj), "reservations": pmap(dict(obj.reservations)), "ended": pmap(dict(obj.ended))})
+        **vars(obj), "reservations": pmap(dict(obj.reservations)), "ended": pmap(dict(obj.ended)),
+        "expiring": _pyrsistent(obj.expiring), "forgetting": _pyrsistent(obj.forgetting)})
     pickler.dump(stock)
     loaded = pickle.loads(out.getvalue())
     assert (type(loaded.reservations), type(loaded.ended), loaded) == (Filed, Filed, stock)  # filed as it loads
     inventory.audit(loaded)
     again = pickle.loads(pickle.dumps(loaded))
     assert (type(again.reservations), again) == (Filed, stock)
+    # and it folds on: a hold and a refusal change both indexes
+    more = [reserved(1, reservation_id="reservation-5", seq=1),
+            refused(9, available=4, seq=1, reservation_id="reservation-6")]
+    for event in more:
+        loaded, stock = inventory.evolve(loaded, event), inventory.evolve(stock, event)
+    assert loaded == stock
+    inventory.audit(loaded)
+
+
+def _pyrsistent(index) -> object:
+    """An index as builds before 2026-12-03 held it: a pmap of psets."""
+    from pyrsistent import pset
+    return pmap({at: pset(ids) for at, ids in index.items()})

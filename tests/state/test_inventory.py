@@ -257,7 +257,7 @@ class TestLateRedelivery:
                                  refused(3, available=0, seq=2, ended_at=an_hour_on)])
         later = int((an_hour_on + inventory.FORGET_ENDED_AFTER).timestamp())
         assert state.ended["reservation-1"] == inventory.Ended(inventory.REFUSED, "cart-1", 2, later)
-        assert dict(state.forgetting) == {later: {"reservation-1"}}
+        assert {minute: set(ids) for minute, ids in state.forgetting.items()} == {later: {"reservation-1"}}
         inventory.audit(state)
 
     def test_one_expire_lapses_holds_and_forgets_tombstones(self):
