@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bytewax import operators as op
+from bytewax.operators import StatefulBatchLogic
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink
 from confluent_kafka import Consumer, TopicPartition
@@ -22,11 +23,12 @@ from confluent_kafka import Consumer, TopicPartition
 from buyit.clients import consumer_config
 from buyit.envelope import RESULTS, events_topic
 from dataflows.kafka_io import Bounds, Record, Shard, TopicsSource
-from dataflows.project import fold, latest_states, parse
+from dataflows.project import fold, parse
 from sinks.lake import keyed as lake_item
 from sinks.views import rows as view_rows
 from state.analytics import empty_counts, merged, window_id_of
 from state.cart import view as cart_view
+from state.common import Tombstone
 from state.registry import AGGREGATES
 
 # A replay favours throughput: big fetches, and big batches into the fold (each batch is one Postgres
@@ -91,29 +93,38 @@ def source(brokers: list[str], partitions: int, bounds: Bounds, shard: Shard | N
 
 @dataclass
 class Folded:
-    """What a replay's fold keeps besides the views it writes: each aggregate's state, and every window
-    minute's counts so far ((fact key, window id) -> [counts, facts]), summed over its facts."""
+    """What a replay's fold keeps: each aggregate's state; the aggregates a fresh event changed since their
+    rows were written (`unwritten`, key -> aggregate); every window minute's counts so far ((fact key,
+    window id) -> [counts, facts]), summed over its facts."""
 
     states: dict = field(default_factory=dict)
+    unwritten: dict = field(default_factory=dict)
     minutes: dict = field(default_factory=dict)
 
     def batch(self, records: list[Record], lake: bool) -> list[tuple[str, list]]:
-        """Fold a batch of records: returns ("views", rows), ("carts", cart views), ("lake", lake items) and
-        ("dead", letters), each once. The same `parse` and `fold` as the live projection, per record in log
-        order; a view row is made once per aggregate the batch changed, at its newest state (`latest_states`)."""
-        rows, dead, lake_items, changed = [], [], [], []
-        states, minutes = self.states, self.minutes
+        """Fold a batch of records with the live projection's `parse` and `fold`, in log order. Returns
+        ("views", a row list per aggregate), ("carts", cart views), ("lake", lake items) and ("dead", letters),
+        each once. An aggregate's rows are written once, at its final state (`rest`), unless it leaves that
+        state behind first: a buyer's cart aggregate moving on to a new cart (the old one's row is final),
+        or an aggregate retiring (its last rows stay as they are). Those are written with this batch."""
+        answers, dead, lake_items, left = [], [], [], []
+        states, unwritten, minutes = self.states, self.unwritten, self.minutes
         for record in records:
             kind, item = parse(record)
             if kind != "ok":
                 if kind == "dead":
                     dead.append(item)
                 elif item is not None:
-                    rows.append(item)
+                    answers.append([item])
                 continue
             aggregate, envelope, event, fresh = item
             key = f"{aggregate}:{envelope.key}"
-            states[key], outputs = fold(states.get(key), item)
+            before = states.get(key)
+            after, outputs = fold(before, item)
+            states[key] = after
+            if key in unwritten and _left(before, after):
+                left.append((aggregate, before))
+                del unwritten[key]
             if lake and fresh:  # every fresh event as read, duplicates included (the readers dedupe)
                 lake_items.append(lake_item(record.topic, (envelope, event)))
             for tag, output in outputs:
@@ -127,36 +138,73 @@ class Folded:
                         counts[name] = counts.get(name, 0) + n
                     held[1] += 1
                 elif tag == "view":
-                    changed.append((tag, (key, output)))
+                    unwritten[key] = aggregate
                 elif tag == "lake":
                     if lake:
                         lake_items.append(lake_item("order.events", output))
                 elif tag == "stale":
-                    rows.append(output)
+                    answers.append([output])
                 else:
                     dead.append(output)
-        views = latest_states(changed)
-        for aggregate, state in views:
-            rows.extend(view_rows(aggregate, state))
-        carts = [v for v in (cart_view(s) for a, s in views if a == "cart") if v is not None]
-        return [("views", rows), ("carts", carts), ("lake", lake_items), ("dead", dead)]
+        return [("views", [*answers, *_rows(left)]), ("carts", _carts(left)), ("lake", lake_items), ("dead", dead)]
+
+    def rest(self) -> list[tuple[str, list]]:
+        """At the end: the rows and cart views of every aggregate not yet written, at its final state."""
+        final = [(aggregate, self.states[key]) for key, aggregate in self.unwritten.items()]
+        self.unwritten = {}
+        return [("views", _rows(final)), ("carts", _carts(final))]
+
+
+def _left(before, after) -> bool:
+    """Whether `after` leaves `before`'s rows behind for good: another cart, or retired."""
+    if before is None or isinstance(before, Tombstone):
+        return False
+    return isinstance(after, Tombstone) or getattr(before, "cart_id", None) != getattr(after, "cart_id", None)
+
+
+def _rows(states: list) -> list[list]:
+    return [rows for rows in (view_rows(aggregate, state) for aggregate, state in states) if rows]
+
+
+def _carts(states: list) -> list[dict]:
+    return [v for v in (cart_view(state) for aggregate, state in states if aggregate == "cart") if v is not None]
+
+
+class _Replaying(StatefulBatchLogic):
+    """`Folded` as the logic of the one key a replay's records all go under, so its end is heard (`on_eof`)."""
+
+    def __init__(self, folded: Folded, lake: bool):
+        self.folded, self.lake = folded, lake
+
+    def on_batch(self, records: list[Record]) -> tuple[list, bool]:
+        return self.folded.batch(records, self.lake), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list, bool]:
+        return self.folded.rest(), StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        return None  # a replay has no recovery
+
 
 def replay_flow(source, views, carts, lake=None) -> tuple[Dataflow, Folded, list]:
     """The projection's fold over `source` into the `views`, `carts` and optional `lake` sinks, a batch of
     records at a time; returns the flow, what its fold keeps (the window minutes, to be written once
     whole: sinks/window_rebuild.py) and the list its dead letters are collected in.
 
-    Not the live flow's keyed `stateful` step: a replay is one worker per process (several processes split
-    the keys between them, `Shard`) and has no recovery, so the states live in one dict, and Bytewax
-    calls Python once per batch instead of a dozen times per event (a third of a replay's time)."""
+    Not the live flow's keyed `stateful` step per aggregate: a replay is one worker per process (several
+    processes split the aggregates between them, `Shard`) and has no recovery, so the states live in one
+    dict, and Bytewax calls Python once per batch instead of a dozen times per event (a third of a replay's
+    time). Rows are written once per aggregate, at its final state, not once per batch it changed in."""
     dead: list = []
     folded = Folded()
     flow = Dataflow("buyit_replay")
-    records = op.input("read_events", flow, source)
-    outputs = op.flat_map_batch("fold", records, lambda batch: folded.batch(batch, lake is not None))
+    records = op.key_on("all_in_one", op.input("read_events", flow, source), lambda record: "")
+    outputs = op.map("unkeyed", op.stateful_batch("fold", records, lambda _: _Replaying(folded, lake is not None)),
+                     lambda kv: kv[1])
     kinds = {name: op.filter(f"{name}_only", outputs, lambda o, n=name: o[0] == n)
              for name in ("views", "carts", "lake", "dead")}
-    op.output("write_views", op.map("view_rows", kinds["views"], lambda o: o[1]), views)
+    # a row list per aggregate: the sink writes a batch at once, and each list alone if Postgres refuses it
+    op.output("write_views", op.flat_map("view_rows", kinds["views"], lambda o: o[1]), views)
     op.output("write_cart_cache", op.flat_map("cart_views", kinds["carts"], lambda o: o[1]), carts)
     op.output("collect_dead_letters", op.flat_map("dead_letters", kinds["dead"], lambda o: o[1]), TestingSink(dead))
     if lake is not None:
