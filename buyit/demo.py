@@ -80,8 +80,9 @@ class Shoppers:
             seller = f"demo-seller-{s}"
             self._call(http, "register", seller, "SELLER", "POST", "/api/users/me")
             for p in range(PRODUCTS_PER_SELLER):
-                body = {"sku": f"DEMO-{p}", "name": f"{self.rng.choice(CATEGORIES).title()} item {s}-{p}",
-                        "category": CATEGORIES[p % len(CATEGORIES)], "priceCents": self.rng.randint(199, 9999),
+                category = CATEGORIES[p % len(CATEGORIES)]
+                body = {"sku": f"DEMO-{p}", "name": f"{category.title()} item {s}-{p}",
+                        "category": category, "priceCents": self.rng.randint(199, 9999),
                         "currency": "USD", "status": "ACTIVE"}
                 r = self._call(http, "create", seller, "SELLER", "POST", "/api/catalog/products", json=body)
                 if pid := self._json(r, (201, 409)).get("productId"):
