@@ -125,7 +125,8 @@ class Bounds:
 
 class TopicsSource(FixedPartitionedSource):
     """Reads `topics` from the beginning (or the snapshot's offsets) and keeps tailing them (or, with
-    `tail=False`, stops at the ends they had when it started, or those `bounds` names)."""
+    `tail=False`, stops at the ends they had when it started, or those `bounds` names); with `shard`, only
+    the records whose key falls to it."""
 
     def __init__(self, brokers: list[str], topics: list[str], partitions: int, batch: int = 500, tail: bool = True,
                  fetch: dict | None = None, bounds: Bounds | None = None, poll_s: float = POLL_S,

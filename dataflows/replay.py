@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bytewax import operators as op
-from bytewax.operators import StatefulBatchLogic
 from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
 from bytewax.testing import TestingSink
 from confluent_kafka import Consumer, TopicPartition
 
@@ -31,8 +31,7 @@ from state.cart import view as cart_view
 from state.common import Tombstone
 from state.registry import AGGREGATES
 
-# A replay favours throughput: big fetches, and big batches into the fold (each batch is one Postgres
-# transaction, and one row per aggregate it changed).
+# A replay favours throughput: big fetches, and big batches into the fold (one Python call each).
 REPLAY_BATCH = 5000
 REPLAY_FETCH = {"fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 16 << 20,
                 "queued.max.messages.kbytes": 256 << 10, "fetch.wait.max.ms": 10}
@@ -87,6 +86,7 @@ def plan(brokers: list[str], partitions: int, since: datetime | None) -> Plan:
 
 
 def source(brokers: list[str], partitions: int, bounds: Bounds, shard: Shard | None = None) -> TopicsSource:
+    """The replay's reader of `topics()` within `bounds`, keeping the records of `shard` (None: all)."""
     return TopicsSource(brokers, topics(), partitions, batch=REPLAY_BATCH, tail=False, fetch=REPLAY_FETCH,
                         bounds=bounds, shard=shard)
 
@@ -107,7 +107,7 @@ class Folded:
         each once. An aggregate's rows are written once, at its final state (`rest`), unless it leaves that
         state behind first: a buyer's cart aggregate moving on to a new cart (the old one's row is final),
         or an aggregate retiring (its last rows stay as they are). Those are written with this batch."""
-        answers, dead, lake_items, left = [], [], [], []
+        at_once, dead, lake_items, left = [], [], [], []  # at_once: answers and stale marks, rows of their own
         states, unwritten, minutes = self.states, self.unwritten, self.minutes
         for record in records:
             kind, item = parse(record)
@@ -115,7 +115,7 @@ class Folded:
                 if kind == "dead":
                     dead.append(item)
                 elif item is not None:
-                    answers.append([item])
+                    at_once.append([item])
                 continue
             aggregate, envelope, event, fresh = item
             key = f"{aggregate}:{envelope.key}"
@@ -143,10 +143,10 @@ class Folded:
                     if lake:
                         lake_items.append(lake_item("order.events", output))
                 elif tag == "stale":
-                    answers.append([output])
+                    at_once.append([output])
                 else:
                     dead.append(output)
-        return [("views", [*answers, *_rows(left)]), ("carts", _carts(left)), ("lake", lake_items), ("dead", dead)]
+        return [("views", [*at_once, *_rows(left)]), ("carts", _carts(left)), ("lake", lake_items), ("dead", dead)]
 
     def rest(self) -> list[tuple[str, list]]:
         """At the end: the rows and cart views of every aggregate not yet written, at its final state."""
