@@ -13,8 +13,6 @@ from pathlib import Path
 from buyit.processes import ChildDied, Supervisor, claim_port, free_port, port_open, wait_for
 from buyit.settings import Settings
 
-BIN = Path(sys.executable).parent
-
 
 @dataclass
 class Stack:
@@ -172,8 +170,10 @@ class Stack:
             return
         port = self.settings.buyit_stripe_port
         claim_port(port, "localstripe", "BUYIT_STRIPE_PORT")
-        # --from-scratch: localstripe otherwise shares one pickle file in /tmp between instances
-        self.supervisor.start("localstripe", [str(BIN / "localstripe"), "--port", str(port), "--from-scratch"])
+        # --from-scratch: localstripe otherwise loads the one pickle file in /tmp all instances share; and
+        # buyit.fake_stripe keeps it from rewriting that file on every call (see there)
+        self.supervisor.start("localstripe", [sys.executable, "-m", "buyit.fake_stripe", "--port", str(port),
+                                              "--from-scratch"])
         wait_for(lambda: port_open(port), 30, "localstripe")
         self.env["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
 
