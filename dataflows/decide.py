@@ -1,17 +1,16 @@
 """The decision dataflow: every `*.commands` topic in, events, saga commands and results out.
 
-Each aggregate runs in its own keyed step, and the steps run in `STAGES` order. Every saga command
-goes out to its aggregate's command topic and comes back in, so each aggregate decides exactly the
-sequence of records in its command topic's partition. That is what makes a recovery safe: after a
-crash the commands read since the last snapshot are decided again, in the same order as the first
-time, so they publish the same events (same ids, same bytes, same versions) and give the same answers.
+Each aggregate runs in its own keyed step. Every saga command goes out to its aggregate's command topic
+and comes back in, so each aggregate decides exactly the sequence of records in its command topic's
+partition. That is what makes a recovery safe: after a crash the commands read since the last snapshot
+are decided again, in the same order as the first time, so they publish the same events (same ids, same
+bytes, same versions) and give the same answers.
 
-`HAND_ON` would pass a saga command for a later step inside the dataflow instead (a Bytewax exchange
-by key, no Kafka round trip: adding to a cart would be cart -> inventory in one pass). It is off: where
-such a command lands among the records of its aggregate's own topic depends on timing, so a replay
-after a crash decided in another order than the first run, whose events and answers were already out
-(found by tests/faults: one event id published with two versions, a client told 409 for units the
-replay reserved, views skipping an event).
+Passing a saga command to a later step inside the dataflow (a Bytewax exchange by key, no Kafka round
+trip) was tried and taken out: where such a command lands among the records of its aggregate's own topic
+depends on timing, so a replay after a crash decided in another order than the first run, whose events
+and answers were already out (found by tests/faults: one event id published with two versions, a client
+told 409 for units the replay reserved, views skipping an event).
 """
 
 from __future__ import annotations
@@ -25,12 +24,9 @@ from dataflows.decider import DeciderLogic, dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from state.registry import AGGREGATES
 
-# The order the saga steps mostly run in: cart -> order -> inventory (reserve, allocate, sell),
-# order -> payment, order -> ledger. Catalog comes after inventory on purpose: a new product's stock
-# (catalog -> inventory) goes through Kafka, so the seller's answer is published only once the stock
-# command is stored, and a `PUT /api/inventory/stock` sent right after it can never overtake it.
-STAGES = ("health", "user", "cart", "order", "inventory", "catalog", "payment", "ledger")
-HAND_ON = False  # see the module docstring: a replay must decide in the order of the log
+# Each record is routed by a chain of branches, one per aggregate, in this order: the busiest first (an add
+# to a cart is decided by cart, inventory, cart), so most records pass one or two of them.
+STAGES = ("cart", "inventory", "order", "payment", "ledger", "catalog", "user", "health")
 assert set(STAGES) == set(AGGREGATES), "every aggregate needs a stage"
 _COMMAND_TOPICS = {commands_topic(name): name for name in STAGES}
 
@@ -49,14 +45,6 @@ def parse(record: Record) -> tuple[str, tuple[str, Envelope]] | tuple[str, tuple
     return ("ok", (aggregate, envelope))
 
 
-def handed_on(output: tuple[str, str, bytes], later: frozenset[str]) -> tuple[str, Envelope] | None:
-    """(aggregate, envelope) if `output` is a command for one of the `later` stages, else None."""
-    target = _COMMAND_TOPICS.get(output[0])
-    if target is None or target not in later:
-        return None
-    return (target, decode(output[2]))
-
-
 def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
     """Wire the deciders between `source` (Records) and `sink`. Outputs are (route key, (topic, key,
     value)), the route key being the aggregate that decided; `to_message` shapes them for the sink
@@ -67,19 +55,11 @@ def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
     branch = op.branch("split_poison", parsed, lambda p: p[0] == "ok")
     commands = op.map("unwrap", branch.trues, lambda p: p[1])  # (aggregate, envelope)
     written = [op.map("unwrap_poison", branch.falses, lambda p: (p[1][1], p[1]))]  # (route key, output)
-    for index, name in enumerate(STAGES):
-        later = frozenset(STAGES[index + 1:] if HAND_ON else ())
+    for name in STAGES:
         split = op.branch(f"pick_{name}", commands, lambda c, name=name: c[0] == name)
         keyed = op.key_on(f"key_{name}", split.trues, lambda c: c[1].key)  # (key, (aggregate, envelope))
-        decided = op.stateful(f"decide_{name}", keyed, DeciderLogic)  # (key, (topic, key, value))
-        if later:
-            routed = op.map(f"route_{name}", decided, lambda kv, later=later: (handed_on(kv[1], later), kv))
-            onward = op.branch(f"hand_on_{name}", routed, lambda r: r[0] is not None)
-            written.append(op.map(f"write_{name}", onward.falses, lambda r: r[1]))
-            commands = op.merge(f"after_{name}", split.falses, op.map(f"next_{name}", onward.trues,
-                                                                      lambda r: r[0]))
-        else:
-            written.append(decided)
+        written.append(op.stateful(f"decide_{name}", keyed, DeciderLogic))  # (key, (topic, key, value))
+        commands = split.falses
     outputs = op.merge("all_outputs", *written)
     op.output("write", op.map("to_message", outputs, to_message), sink)
     return flow
