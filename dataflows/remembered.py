@@ -42,6 +42,9 @@ class Remembered:
         self._count = 0  # ids remembered so far; each entry carries its ordinal
         self._open: dict[str, tuple] = {}
         self._sealed: deque[_Sealed] = deque()
+        # Every entry still held, by id (the newest of an id seen again): a lookup in one dict instead of one
+        # per chunk. Not pickled; None after a restore until the first lookup builds it.
+        self._index: dict[str, tuple] | None = {}
 
     @classmethod
     def of(cls, limit: int, entries: Iterable[tuple[str, Any]]) -> Remembered:
@@ -53,12 +56,13 @@ class Remembered:
 
     def get(self, command_id: str) -> Any | None:
         """What was kept for `command_id`, or None if it is not (or no longer) remembered."""
-        found = self._open.get(command_id)
-        if found is None:
-            for chunk in reversed(self._sealed):  # newest first: an id seen again is found at its last place
-                found = chunk.entries().get(command_id)
-                if found is not None:
-                    break
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for chunk in self._sealed:  # oldest first: an id seen again ends at its last place
+                index.update(chunk.entries())
+            index.update(self._open)
+        found = index.get(command_id)
         if found is None or found[0] <= self._count - self.limit:
             return None
         return found[1]
@@ -69,15 +73,22 @@ class Remembered:
     def add(self, command_id: str, kept: Any) -> None:
         """Remember `command_id` with `kept`; the oldest id beyond the window is forgotten."""
         self._count += 1
-        self._open[command_id] = (self._count, kept)
+        entry = self._open[command_id] = (self._count, kept)
+        index = self._index
+        if index is not None:
+            index[command_id] = entry
         if len(self._open) >= CHUNK:
             self._sealed.append(_Sealed(self._count, zlib.compress(pickle.dumps(self._open, 5), 1), self._open))
             self._open = {}
         while self._sealed and self._sealed[0].last <= self._count - self.limit:
-            self._sealed.popleft()
+            gone = self._sealed.popleft()
+            if index is not None:
+                for old_id, old in gone.entries().items():
+                    if index.get(old_id) is old:  # not an id seen again since
+                        del index[old_id]
 
     def clear(self) -> None:
-        self._count, self._open = 0, {}
+        self._count, self._open, self._index = 0, {}, {}
         self._sealed.clear()
 
     def __getstate__(self) -> dict:
@@ -87,3 +98,4 @@ class Remembered:
     def __setstate__(self, state: dict) -> None:
         self.limit, self._count, self._open = state["limit"], state["count"], state["open"]
         self._sealed = deque(_Sealed(last, blob) for last, blob in state["sealed"])
+        self._index = None

@@ -74,3 +74,19 @@ def test_a_window_from_an_older_snapshot_keeps_its_order():
     window = Remembered.of(512, older.items())
     assert window.get("id-87") is None and window.get("id-88") == older["id-88"]
     assert window.get("id-599") == older["id-599"]
+
+
+@pytest.mark.parametrize("restored", [False, True], ids=["live", "restored"])
+def test_what_falls_out_of_the_window_is_let_go(restored):
+    """The lookup index holds no more than the window's chunks do, live or after a snapshot restores it."""
+    window = Remembered(100)
+    for i in range(150):
+        window.add(f"id-{i % 120}", answer(i))  # some ids seen again
+    if restored:
+        window = pickle.loads(pickle.dumps(window))
+    for i in range(150, 2000):
+        window.add(f"id-{i}", answer(i))
+        if i % 97 == 0 and i - 101 >= 150:
+            assert window.get(f"id-{i - 50}") == answer(i - 50) and window.get(f"id-{i - 101}") is None
+    held = sum(len(chunk.entries()) for chunk in window._sealed) + len(window._open)
+    assert len(window._index) <= held <= 100 + CHUNK
