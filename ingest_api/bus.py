@@ -106,14 +106,18 @@ class CommandBus:
         future = self._loop.create_future()
         self._add_waiter(envelope.event_id, future)
         loop = self._loop
-        # A delivery failure wakes the request at once; a success is only looked at if the answer is late:
-        # 202 ("accepted, not decided yet") is said only of a command the broker has acknowledged.
-        delivered = loop.create_future()
+        # A delivery failure wakes the request at once. A success is only looked at if the answer is late
+        # (202, "accepted, not decided yet", is said only of a command the broker has acknowledged), so it
+        # wakes the event loop only then: most answers come before anyone asks.
+        delivery = _Delivery()
 
         def on_delivery(err, msg):
             if err is not None:
                 loop.call_soon_threadsafe(_settle, future, err)
-            loop.call_soon_threadsafe(_report, delivered, err)
+            delivery.err, delivery.done = err, True
+            asked = delivery.asked
+            if asked is not None:
+                loop.call_soon_threadsafe(_report, asked, err)
         self._producer.produce(commands_topic(aggregate), envelope.encode(), key.encode(),
                                on_delivery=on_delivery)
         started = loop.time()
@@ -124,6 +128,9 @@ class CommandBus:
                         return await future
                 except TimeoutError:
                     pass
+            delivered = delivery.asked = loop.create_future()
+            if delivery.done:  # reported before it was asked for (or while): no wake-up is coming for it
+                _report(delivered, delivery.err)
             try:  # no answer yet: "accepted" (202) only once the broker holds the command
                 async with asyncio.timeout(max(0.0, self.ack_wait_s - (loop.time() - started))):
                     err = await delivered
@@ -206,6 +213,16 @@ class CommandBus:
                     answered.extend((waiter, result) for waiter in self._waiters.get(result.command_id, ()))
             if answered:  # one wake-up of the event loop per batch, not one per answer
                 self._loop.call_soon_threadsafe(_settle_results, answered)
+
+
+class _Delivery:
+    """A command's delivery report, written by the producer's thread, read by the request that sent it."""
+
+    __slots__ = ("done", "err", "asked")
+
+    def __init__(self):
+        self.done, self.err = False, None
+        self.asked: asyncio.Future | None = None  # set once the request waits on the report
 
 
 def _settle(future: asyncio.Future, err) -> None:

@@ -75,3 +75,30 @@ def test_no_202_for_a_command_the_broker_has_not_acknowledged_yet():
             await bus.send("cart", "b1", _command())
     asyncio.run(attempt())
     bus._producer.purge()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("wait", [True, False], ids=["answer_late", "no_wait"])
+def test_a_command_the_broker_holds_is_accepted_as_soon_as_the_answer_is_late(stack, wait):
+    """No answer in time (this bus reads no results), but the broker acknowledged the command: None (a 202)
+    when the wait for the answer ends, whether the acknowledgement came before that or after."""
+    from state.health import Ping
+    bus = CommandBus(stack.env["KAFKA_BOOTSTRAP_SERVERS"].split(","), 1.0, ack_wait_s=4.0)
+
+    async def attempt():
+        bus._loop = asyncio.get_running_loop()
+        poller = threading.Thread(target=bus._deliver, daemon=True)
+        poller.start()
+        try:
+            started = time.monotonic()
+            answer_wait = 0.5 if wait else 0.0
+            result = await bus.send("health", "ack-test", Ping(command_id=str(uuid.uuid4()), now=datetime.now(UTC)),
+                                    wait=wait, timeout=answer_wait)
+            return result, time.monotonic() - started - answer_wait
+        finally:
+            bus._stop.set()
+            poller.join(5)
+
+    result, after_the_wait = asyncio.run(attempt())
+    assert result is None
+    assert after_the_wait < 1.0, after_the_wait  # not the whole ack_wait_s
