@@ -20,8 +20,9 @@ from bytewax.dataflow import Dataflow
 
 from buyit.envelope import Envelope, commands_topic, decode
 from buyit.settings import get_settings
-from dataflows.decider import DeciderLogic, dead_letter
+from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
+from dataflows.timers import TIMERS, Scheduled, TimerBucket
 from state.registry import AGGREGATES
 
 # Each record is routed by a chain of branches, one per aggregate, in this order: the busiest first (an add
@@ -58,9 +59,12 @@ def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
     for name in STAGES:
         split = op.branch(f"pick_{name}", commands, lambda c, name=name: c[0] == name)
         keyed = op.key_on(f"key_{name}", split.trues, lambda c: c[1].key)  # (key, (aggregate, envelope))
-        written.append(op.stateful(f"decide_{name}", keyed, DeciderLogic))  # (key, (topic, key, value))
+        written.append(op.stateful(f"decide_{name}", keyed, Scheduled))  # (key, (topic, key, value))
         commands = split.falses
-    outputs = op.merge("all_outputs", *written)
+    decided = op.branch("split_timers", op.merge("all_decided", *written), lambda kv: kv[1][0] != TIMERS)
+    # (bucket, ("set" | "drop", ...)) -> (bucket, (topic, key, value)): the Expire and Retire commands due
+    asked = op.stateful("timers", op.map("to_bucket", decided.falses, lambda kv: (kv[1][1], kv[1][2])), TimerBucket)
+    outputs = op.merge("all_outputs", decided.trues, asked)
     op.output("write", op.map("to_message", outputs, to_message), sink)
     return flow
 

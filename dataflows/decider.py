@@ -38,6 +38,10 @@ class Slot:
     recent: Remembered = field(default_factory=lambda: Remembered(RECENT_COMMANDS))
     # The Expire (or Retire) asked for and not decided yet: (command id, when due, when asked).
     asked: tuple[str, datetime, datetime] | None = None
+    # In the dataflow, the timer step keeps the deadline (dataflows/timers.py): the one it was last told, as
+    # (due, "expire" or "retire"). False: a slot restored from an older build, which keeps its own timer.
+    told: tuple[datetime, str] | None = None
+    by_timer_step: bool = False
 
 
 def result_envelope(command: Envelope, rejection: Rejection | None, body: dict | None, now: str) -> Envelope:
