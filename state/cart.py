@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pyrsistent import PMap, PSet, pmap, pset
+from immutables import Map
+from pyrsistent import PMap, PSet
 
 from state.common import (Aggregate, Command, Event, Expire, Rejection, derived_id, invalid, message,
                           not_found, replace)
+from state.ids import Ids
 
 ACTIVE, CHECKOUT, COMPLETED, EXPIRED, ABANDONED = "ACTIVE", "CHECKOUT", "COMPLETED", "EXPIRED", "ABANDONED"
 
@@ -286,11 +288,15 @@ class Cart:
     # Plain (immutable) defaults, not factories: a recovery snapshot taken before these fields existed
     # unpickles without them and falls back on the class attribute.
     sequence: int = 0  # the newest seq stamped; cart-wide, so a re-added product's reservation goes on counting
-    asks: PMap = pmap()  # reservation id -> Ask
-    requests: PSet = pset()  # ids of the buyer's add, change and remove requests this cart applied
-    earlier: PSet = pset()  # and those the cart before it applied: a late one must not land in this cart
-    orders: PSet = pset()  # the orders the buyer's checkouts made, this cart's and every earlier one's
+    asks: Map = Map()  # reservation id -> Ask
+    requests: Ids = Ids()  # ids of the buyer's add, change and remove requests this cart applied
+    earlier: Ids = Ids()  # and those the cart before it applied: a late one must not land in this cart
+    orders: Ids = Ids()  # the orders the buyer's checkouts made, this cart's and every earlier one's
     gives_up_at: datetime | None = None  # in CHECKOUT: when the cart stops waiting for its order
+
+    def __setstate__(self, state: dict) -> None:
+        """A snapshot of a build before `Ids` holds pyrsistent's sets and map: taken into `Ids` and `Map`."""
+        self.__dict__.update({name: _current(value) for name, value in state.items()})
 
     def applied(self, request_id: str) -> bool:
         """Whether this cart, or the one before it, already did what the buyer's request asked."""
@@ -309,6 +315,15 @@ class Cart:
     @property
     def total_cents(self) -> int:
         return sum(i.price_cents * i.quantity for i in self.items.values())
+
+
+def _current(value):
+    """A field's value as this build keeps it (pyrsistent's sets and maps as `Ids` and `Map`)."""
+    if isinstance(value, PSet):
+        return Ids(value)
+    if isinstance(value, PMap):
+        return Map(dict(value))
+    return value
 
 
 def initial_state() -> Cart:
