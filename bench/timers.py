@@ -91,17 +91,14 @@ class _Clocked(list):
 
 def decide_add_us(idle: int, commands: int, own_timers: bool) -> float:
     """Per cart add by one buyer, from its first output to its last (the idle carts are made first)."""
-    import dataflows.decide as decide
+    from dataflows.decide import build_flow
     from dataflows.decider import DeciderLogic
     from dataflows.timers import Scheduled
     now, out = datetime.now(UTC), _Clocked()
     records = [_add(f"idle-{i}", now) for i in range(idle)]
     records += [_add("hot", now + timedelta(milliseconds=i)) for i in range(commands)]
-    decide.Scheduled = DeciderLogic if own_timers else Scheduled  # the steps' logic, as the flow is built
-    try:
-        flow = decide.build_flow(TestingSource(records, batch_size=10), TestingSink(out))
-    finally:
-        decide.Scheduled = Scheduled
+    flow = build_flow(TestingSource(records, batch_size=10), TestingSink(out),
+                      logic=DeciderLogic if own_timers else Scheduled)
     run_main(flow)
     return (out.last - out.first) / (commands - 1) * 1e6
 

@@ -46,10 +46,11 @@ def parse(record: Record) -> tuple[str, tuple[str, Envelope]] | tuple[str, tuple
     return ("ok", (aggregate, envelope))
 
 
-def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
+def build_flow(source, sink, to_message=lambda routed: routed[1], logic=Scheduled) -> Dataflow:
     """Wire the deciders between `source` (Records) and `sink`. Outputs are (route key, (topic, key,
     value)), the route key being the aggregate that decided; `to_message` shapes them for the sink
-    (by default: the bare (topic, key, value))."""
+    (by default: the bare (topic, key, value)). `logic`: the decision steps' (bench/timers.py compares
+    `DeciderLogic`, whose every aggregate keeps its own Bytewax timer)."""
     flow = Dataflow("buyit_decide")
     records = op.input("read_commands", flow, source)
     parsed = op.map("parse", records, parse)
@@ -59,7 +60,7 @@ def build_flow(source, sink, to_message=lambda routed: routed[1]) -> Dataflow:
     for name in STAGES:
         split = op.branch(f"pick_{name}", commands, lambda c, name=name: c[0] == name)
         keyed = op.key_on(f"key_{name}", split.trues, lambda c: c[1].key)  # (key, (aggregate, envelope))
-        written.append(op.stateful(f"decide_{name}", keyed, Scheduled))  # (key, (topic, key, value))
+        written.append(op.stateful(f"decide_{name}", keyed, logic))  # (key, (topic, key, value))
         commands = split.falses
     decided = op.branch("split_timers", op.merge("all_decided", *written), lambda kv: kv[1][0] != TIMERS)
     # (bucket, ("set" | "drop", ...)) -> (bucket, (topic, key, value)): the Expire and Retire commands due

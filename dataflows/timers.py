@@ -52,8 +52,9 @@ def told(slot: Slot, timer: tuple[datetime, type] | None, asked: bool) -> list[O
     if not asked and (timer is None or (before is not None and timer[0] >= before[0])):
         return []  # nothing new, or a later deadline: the bucket asks early and hears it then
     out = []
-    if before is not None and (timer is None or bucket_of(aggregate, before[0]) != bucket_of(aggregate, timer[0])):
-        out.append((TIMERS, bucket_of(aggregate, before[0]), ("drop", aggregate, key)))
+    held = bucket_of(aggregate, before[0]) if before is not None else None
+    if held is not None and (timer is None or held != bucket_of(aggregate, timer[0])):
+        out.append((TIMERS, held, ("drop", aggregate, key)))
     if timer is not None:
         due, kind = timer
         out.append((TIMERS, bucket_of(aggregate, due), ("set", aggregate, key, due, _LABELS[kind],
@@ -69,13 +70,11 @@ class Scheduled(DeciderLogic):
     item, and tells the timer step from then on."""
 
     def on_item(self, value) -> tuple[list[Output], bool]:
-        fresh = self.slot is None
+        restored = self.slot is not None and not self.slot.by_timer_step  # from an older build: tell it now
         outputs, discard = super().on_item(value)
         slot = self.slot
-        if fresh:
-            slot.by_timer_step = True
-        asked = value[1].type in _TIMER_COMMANDS or not slot.by_timer_step
         slot.by_timer_step = True
+        asked = restored or value[1].type in _TIMER_COMMANDS
         timer = None if discard else self._timer()
         return outputs + told(slot, timer, asked), discard
 
