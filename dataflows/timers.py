@@ -46,8 +46,8 @@ def bucket_of(aggregate: str, due: datetime) -> str:
 
 def told(slot: Slot, timer: tuple[datetime, type] | None, asked: bool) -> list[Output]:
     """What the timer step must hear of `slot`'s deadline `timer` ((due, Expire or Retire), or None); `asked`:
-    the item just decided was an `Expire` or `Retire` (or the slot's first since an older build kept its own
-    timer), so its bucket must hear either way. Updates `slot.told`."""
+    the item just decided was an `Expire` or `Retire`, so its bucket must hear either way. Updates
+    `slot.told`."""
     before, aggregate, key = slot.told, slot.aggregate, slot.key
     if not asked and (timer is None or (before is not None and timer[0] >= before[0])):
         return []  # nothing new, or a later deadline: the bucket asks early and hears it then
@@ -70,13 +70,11 @@ class Scheduled(DeciderLogic):
     item, and tells the timer step from then on."""
 
     def on_item(self, value) -> tuple[list[Output], bool]:
-        restored = self.slot is not None and not self.slot.by_timer_step  # from an older build: tell it now
         outputs, discard = super().on_item(value)
         slot = self.slot
-        slot.by_timer_step = True
-        asked = restored or value[1].type in _TIMER_COMMANDS
+        slot.by_timer_step = True  # a slot of an older build was never told, so its deadline is told now
         timer = None if discard else self._timer()
-        return outputs + told(slot, timer, asked), discard
+        return outputs + told(slot, timer, value[1].type in _TIMER_COMMANDS), discard
 
     def notify_at(self) -> datetime | None:
         if self.slot is not None and not self.slot.by_timer_step:
