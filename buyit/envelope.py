@@ -6,7 +6,7 @@ import hashlib
 import re
 import types
 import typing
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from datetime import datetime
 from typing import Any, Callable
 
@@ -136,7 +136,10 @@ def from_wire(type_: str, payload: dict) -> Any:
 
 @dataclass
 class Envelope:
-    """eventId, type, key (aggregate id), occurredAt, correlationId, causationId, version, payload."""
+    """eventId, type, key (aggregate id), occurredAt, correlationId, causationId, version, payload.
+
+    `payload` is the message's wire dict, or, from `read_event`, its JSON text as read (`msgspec.Raw`,
+    which encodes as itself)."""
 
     event_id: str
     type: str
@@ -156,6 +159,8 @@ class Envelope:
 
     def message(self) -> Any:
         """The `state/` command or event this record carries."""
+        if isinstance(self.payload, msgspec.Raw):
+            return _typed(self.type, self.payload)
         return from_wire(self.type, self.payload)
 
 
@@ -176,6 +181,100 @@ def decode(raw: bytes | None) -> Envelope:
         )
     except (ValueError, KeyError, TypeError, msgspec.DecodeError) as err:
         raise ValueError(f"not an envelope: {err}") from err
+
+
+class _Wire(msgspec.Struct, rename="camel"):
+    """An envelope as read by `read_event`: the payload left as its JSON text."""
+
+    event_id: str
+    type: str
+    key: str
+    occurred_at: str
+    payload: msgspec.Raw
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    version: int | None = None
+    requested_by: str | None = None
+
+
+_WIRE = msgspec.json.Decoder(_Wire)
+
+
+def read_event(raw: bytes | None) -> tuple[Envelope, Any]:
+    """A record's envelope and the message it carries, read in one pass by typed decoders: what `decode` and
+    `Envelope.message` give (but the envelope's payload stays JSON text), in half the time. The projection
+    reads every event this way. ValueError for anything that is not a well-formed envelope or message."""
+    try:
+        wire = _WIRE.decode(raw or b"")
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ValueError(f"not an envelope: {err}") from err
+    if memoryview(wire.payload)[:1] != b"{":
+        raise ValueError("not an envelope: its payload is not an object")
+    envelope = Envelope(wire.event_id, wire.type, wire.key, wire.occurred_at, wire.correlation_id or wire.event_id,
+                        wire.causation_id, wire.version, wire.payload, wire.requested_by)
+    return envelope, _typed(wire.type, wire.payload)
+
+
+def _typed(type_: str, payload: msgspec.Raw) -> Any:
+    """The registered message `type_` read from its JSON text: decoded into a generated msgspec Struct that
+    mirrors its class with camelCase names, then converted to the class (both in C). A class the mirror
+    cannot follow goes through `from_wire`, as does everything else."""
+    cls = REGISTRY.get(type_)
+    if cls is None:
+        raise ValueError(f"unknown message type {type_!r}")
+    try:
+        read = _TYPED[cls]
+    except KeyError:
+        read = _TYPED[cls] = _typed_reader(cls)
+    try:
+        if read is None:
+            return from_wire(type_, msgspec.json.decode(payload))
+        return msgspec.convert(read.decode(payload), cls, from_attributes=True)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as err:
+        raise ValueError(str(err)) from err
+
+
+_TYPED: dict[type, "msgspec.json.Decoder | None"] = {}
+_MIRRORS: dict[type, type] = {}
+
+
+def _typed_reader(cls: type) -> "msgspec.json.Decoder | None":
+    try:
+        return msgspec.json.Decoder(_mirror(cls))
+    except Exception:  # a hint only a type checker resolves, a type msgspec does not know: read it as a dict
+        return None
+
+
+def _mirror(cls: type) -> type:
+    """A msgspec Struct with the fields of the dataclass `cls` (its defaults too) under their wire names,
+    nested dataclasses mirrored in turn."""
+    mirrored = _MIRRORS.get(cls)
+    if mirrored is None:
+        hints = typing.get_type_hints(cls)
+        specs: list = []
+        for f in fields(cls):
+            hint = _mirrored(hints[f.name])
+            if f.default is not MISSING:
+                specs.append((f.name, hint, f.default))
+            elif f.default_factory is not MISSING:
+                specs.append((f.name, hint, msgspec.field(default_factory=f.default_factory)))
+            else:
+                specs.append((f.name, hint))
+        mirrored = _MIRRORS[cls] = msgspec.defstruct(
+            f"Wire{cls.__name__}", specs, kw_only=True, rename={f.name: camel(f.name) for f in fields(cls)})
+    return mirrored
+
+
+def _mirrored(hint: Any) -> Any:
+    if is_dataclass(hint):
+        return _mirror(hint)
+    origin = typing.get_origin(hint)
+    if origin is None or origin is typing.Literal:
+        return hint
+    args = tuple(a if a is Ellipsis else _mirrored(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[args]
+    return origin[args]
 
 
 def command_envelope(command: Command, key: str, correlation_id: str | None = None,

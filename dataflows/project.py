@@ -18,7 +18,7 @@ from bytewax.operators import StatefulLogic
 
 import msgspec
 
-from buyit.envelope import REPEATED, RESULTS, decode, events_topic
+from buyit.envelope import REPEATED, RESULTS, events_topic, read_event
 from dataflows.decider import dead_letter
 from dataflows.kafka_io import Record, kafka_sink, kafka_source, keyed_sink_message
 from dataflows.windows import per_minute
@@ -47,8 +47,8 @@ def parse(record: Record):
             return ("dead", dead_letter("undecodable_result", record.topic, record.key, record.value, str(err)))
     aggregate = record.topic.removesuffix(".events")
     try:
-        envelope = decode(record.value)
-        return ("ok", (aggregate, envelope, envelope.message(), record.fresh))
+        envelope, event = read_event(record.value)
+        return ("ok", (aggregate, envelope, event, record.fresh))
     except ValueError as err:
         return ("dead", dead_letter("undecodable_event", record.topic, record.key, record.value, str(err)))
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from buyit.envelope import camel, command_envelope, decode, from_wire, to_wire
+from buyit.envelope import Envelope, camel, command_envelope, decode, from_wire, read_event, to_wire
 from state.cart import Checkout, Listing
-from state.common import Actor, _namespace, type_name
+from state.common import SYSTEM, Actor, _namespace, type_name
 from state.inventory import ReserveStock
 from state.order import OrderItem, PlaceOrder
 from tests.sim.market_day import market_day
@@ -79,6 +79,48 @@ def test_an_unknown_field_is_ignored_and_an_unknown_type_refused():
     assert from_wire("ReserveStock", {**to_wire(COMMANDS[0]), "somethingNew": 1}) == COMMANDS[0]
     with pytest.raises(ValueError, match="unknown message type"):
         from_wire("NoSuchThing", {})
+
+
+def test_read_event_gives_what_decode_and_message_give_for_every_event_of_a_day():
+    day = market_day(carts=300)
+    for happened in day.events:
+        raw = happened.envelope.encode()
+        envelope, event = read_event(raw)
+        plain = decode(raw)
+        assert event == plain.message() == happened.event
+        assert msgspec.json.decode(envelope.payload) == plain.payload  # kept as its JSON text
+        assert envelope.message() == event
+        assert Envelope(**{**vars(envelope), "payload": plain.payload}) == plain
+
+
+def test_read_event_fills_defaults_and_ignores_unknown_fields_as_from_wire_does():
+    command = COMMANDS[1]  # Checkout: nested listings
+    wire = to_wire(command)
+    del wire["listings"], wire["actor"]  # fields with defaults, left out by an older writer
+    wire["somethingNew"] = {"x": 1}
+    raw = Envelope("e", type_name(Checkout), "k", NOW.isoformat(), "e", None, None, wire).encode()
+    read = read_event(raw)[1]
+    assert read == from_wire(type_name(Checkout), wire)
+    assert read.listings == () and read.actor == SYSTEM
+
+
+@pytest.mark.parametrize("payload", [
+    {"productId": {"nested": 1}}, {"quantity": "two"}, {"expiresAt": "yesterday"}, {}, {"actor": "me"},
+], ids=str)
+def test_read_event_refuses_a_malformed_payload_with_a_value_error(payload):
+    good = to_wire(COMMANDS[0])
+    raw = Envelope("e", type_name(ReserveStock), "k", NOW.isoformat(), "e", None, None,
+                   {**good, **payload} if payload else {}).encode()
+    with pytest.raises(ValueError):
+        read_event(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b'{"eventId": "e"}', b'{"eventId": 1, "type": "T", "key": "k", '
+                                 b'"occurredAt": "t", "payload": {}}', b'{"eventId": "e", "type": "ReserveStock", '
+                                 b'"key": "k", "occurredAt": "t", "payload": [1]}', b"\xff"], ids=str)
+def test_read_event_refuses_what_is_not_an_envelope_with_a_value_error(raw):
+    with pytest.raises(ValueError):
+        read_event(raw)
 
 
 @pytest.mark.parametrize("parent", [
