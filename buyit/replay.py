@@ -112,12 +112,10 @@ class _Bar:
 
 @dataclass
 class _Part:
-    """What one replay process did: rows written, dead letters by reason, its window minutes
-    (`Folded.minutes`: counts summed over the facts its aggregates added)."""
+    """What one replay process did: rows written, dead letters by reason."""
 
     written: Counter
     dead: Counter
-    minutes: dict
 
 
 def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = None, lake: Path | None = None,
@@ -127,7 +125,9 @@ def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = 
     `BUYIT_REPLAY_PROCESSES`); see the module docstring."""
     from buyit.bootstrap import create_schema
     from dataflows import replay
-    from sinks.window_rebuild import replace_minutes, replayed
+    from sinks.postgres import empty_tables
+    from sinks.views import TABLES
+    from sinks.window_rebuild import replace_minutes, summed
 
     began = datetime.now(UTC)
     if schema is not None:
@@ -138,52 +138,67 @@ def run(settings: Settings, schema: str | None = LIVE, since: datetime | None = 
     plan = replay.plan(settings.brokers, settings.buyit_topic_partitions, since)
     processes = processes or settings.buyit_replay_processes
     started = time.monotonic()
-    job = functools.partial(_replay_part, settings, url, cart_prefix, lake, plan)
-    if processes == 1:
-        with _Bar(plan, progress) as bar:
-            parts = [job(None, bar.read)]
-    else:
-        parts = _in_processes(job, processes, plan, progress)
     # Windows: each minute whole, summed over the processes, then written where the target differs. In
     # place, the live projection is still adding to the newest minutes: those are left to it.
     open_from = minute(began) - timedelta(minutes=1) - _wait() if schema is None else None
     first = minute(since) if since else None
-    minutes = replayed(replay.window_minutes([p.minutes for p in parts]).items(), first)
-    written = sum((p.written for p in parts), Counter())
-    with psycopg.connect(url) as conn:
-        written.update(replace_minutes(conn, minutes, first, open_from))
+    written: Counter = Counter()
+
+    def write_windows(parts: list) -> None:
+        """Every process's minutes are in: write them while the processes write their last rows."""
+        with psycopg.connect(url) as conn:
+            written.update(replace_minutes(conn, summed(parts), first, open_from))
+
+    # A schema of the replay's own: the tables it finds empty get their rows copied straight in, no upsert
+    straight = empty_tables(url, TABLES) if schema is not None else frozenset()
+    job = functools.partial(_replay_part, settings, url, cart_prefix, lake, plan, straight, first)
+    if processes == 1:
+        minutes: list = []
+        with _Bar(plan, progress) as bar:
+            parts = [job(None, bar.read, minutes.append)]
+        write_windows(minutes)
+    else:
+        parts = _in_processes(job, processes, plan, progress, write_windows)
+    written.update(sum((p.written for p in parts), Counter()))
     dead = sum((p.dead for p in parts), Counter())
     return Summary(plan.total, plan.fresh, time.monotonic() - started, written, dead)
 
 
-def _replay_part(settings: Settings, url: str, cart_prefix: str, lake: Path | None, plan, shard, on_read) -> _Part:
-    """Replay the aggregates of `shard` (None: all) in this process; `on_read(partition, next offsets)`."""
+def _replay_part(settings: Settings, url: str, cart_prefix: str, lake: Path | None, plan, straight: frozenset[str],
+                 first: datetime | None, shard, on_read, on_minutes) -> _Part:
+    """Replay the aggregates of `shard` (None: all) in this process; `on_read(partition, next offsets)`;
+    `on_minutes(minutes)` hears its window minutes from `first` on (sinks/window_rebuild.py `replayed`) once
+    every record is folded; `straight`: tables to copy rows straight into (sinks/postgres.py `write_rows`)."""
     from bytewax.testing import run_main
 
     from dataflows import replay
     from sinks.cart_cache import CartCacheSink
     from sinks.lake import LakeSink
     from sinks.postgres import PostgresViewSink
+    from sinks.window_rebuild import replayed
 
     written: Counter = Counter()
     refused: list[str] = []
-    flow, folded, dead = replay.replay_flow(
+    flow, _, dead = replay.replay_flow(
         replay.source(settings.brokers, settings.buyit_topic_partitions, plan.bounds(on_read), shard),
-        PostgresViewSink(url, lambda rows, err: refused.append(err), settings.buyit_command_results_ttl_s, written),
+        PostgresViewSink(url, lambda rows, err: refused.append(err), settings.buyit_command_results_ttl_s, written,
+                         straight),
         CartCacheSink(settings.redis_url, cart_prefix, written),
-        LakeSink(lake, written) if lake is not None else None)
+        LakeSink(lake, written) if lake is not None else None,
+        lambda minutes: on_minutes(replayed(minutes.items(), first)))
     with _few_collections():
         # one epoch for the whole run: an epoch's end snapshots every stateful step, which only recovery reads
         run_main(flow, epoch_interval=timedelta(days=1))
     reasons = replay.dead_reasons(dead)
     if refused:
         reasons["view_rows_refused"] += len(refused)
-    return _Part(written, reasons, folded.minutes)
+    return _Part(written, reasons)
 
 
-def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
-    """Run `job(shard, on_read)` in `processes` forked processes, one shard each, showing their progress;
-    returns their parts, or raises the first failure (the others stopped)."""
+def _in_processes(job, processes: int, plan, progress: bool, on_minutes) -> list[_Part]:
+    """Run `job(shard, on_read, on_minutes)` in `processes` forked processes, one shard each, showing their
+    progress; once every process has folded its records, calls `on_minutes` here with their minutes (while
+    they write their last rows); returns their parts, or raises the first failure (the others stopped)."""
     import multiprocessing
     import queue as queues
     import traceback
@@ -196,8 +211,11 @@ def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
     def child(index: int) -> None:
         def on_read(partition, next_offsets):
             reports.put(("read", index, (partition, dict(next_offsets))))
+
+        def folded(minutes):
+            reports.put(("minutes", index, minutes))
         try:
-            reports.put(("done", index, job(Shard(index, processes), on_read)))
+            reports.put(("done", index, job(Shard(index, processes), on_read, folded)))
         except BaseException:
             reports.put(("failed", index, traceback.format_exc()))
             raise
@@ -207,6 +225,7 @@ def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
     for w in workers:  # before the bar: its drawing thread must not be forked
         w.start()
     parts: dict[int, _Part] = {}
+    minutes: dict[int, dict] = {}
     try:
         with _Bar(plan, progress, readers=processes) as bar:
             while len(parts) < processes:
@@ -219,6 +238,10 @@ def _in_processes(job, processes: int, plan, progress: bool) -> list[_Part]:
                     continue
                 if kind == "read":
                     bar.read(*body, reader=index)
+                elif kind == "minutes":
+                    minutes[index] = body
+                    if len(minutes) == processes:
+                        on_minutes([minutes[i] for i in range(processes)])
                 elif kind == "done":
                     parts[index] = body
                 else:

@@ -26,7 +26,7 @@ from dataflows.kafka_io import Bounds, Record, Shard, TopicsSource
 from dataflows.project import fold, parse
 from sinks.lake import keyed as lake_item
 from sinks.views import rows as view_rows
-from state.analytics import empty_counts, merged, window_id_of
+from state.analytics import empty_counts, window_id_of
 from state.cart import view as cart_view
 from state.common import Tombstone
 from state.registry import AGGREGATES
@@ -173,23 +173,26 @@ def _carts(states: list) -> list[dict]:
 class _Replaying(StatefulBatchLogic):
     """`Folded` as the logic of the one key a replay's records all go under, so its end is heard (`on_eof`)."""
 
-    def __init__(self, folded: Folded, lake: bool):
-        self.folded, self.lake = folded, lake
+    def __init__(self, folded: Folded, lake: bool, on_folded):
+        self.folded, self.lake, self.on_folded = folded, lake, on_folded
 
     def on_batch(self, records: list[Record]) -> tuple[list, bool]:
         return self.folded.batch(records, self.lake), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list, bool]:
+        if self.on_folded is not None:  # the window minutes are whole now, before the last rows are made
+            self.on_folded(self.folded.minutes)
         return self.folded.rest(), StatefulBatchLogic.DISCARD
 
     def snapshot(self) -> None:
         return None  # a replay has no recovery
 
 
-def replay_flow(source, views, carts, lake=None) -> tuple[Dataflow, Folded, list]:
+def replay_flow(source, views, carts, lake=None, on_folded=None) -> tuple[Dataflow, Folded, list]:
     """The projection's fold over `source` into the `views`, `carts` and optional `lake` sinks, a batch of
-    records at a time; returns the flow, what its fold keeps (the window minutes, to be written once
-    whole: sinks/window_rebuild.py) and the list its dead letters are collected in.
+    records at a time; returns the flow, what its fold keeps and the list its dead letters are collected
+    in. `on_folded(minutes)` hears the window minutes (`Folded.minutes`, to be written once whole:
+    sinks/window_rebuild.py) as soon as every record is folded, before the last rows are written.
 
     Not the live flow's keyed `stateful` step per aggregate: a replay is one worker per process (several
     processes split the aggregates between them, `Shard`) and has no recovery, so the states live in one
@@ -199,7 +202,7 @@ def replay_flow(source, views, carts, lake=None) -> tuple[Dataflow, Folded, list
     folded = Folded()
     flow = Dataflow("buyit_replay")
     records = op.key_on("all_in_one", op.input("read_events", flow, source), lambda record: "")
-    outputs = op.map("unkeyed", op.stateful_batch("fold", records, lambda _: _Replaying(folded, lake is not None)),
+    outputs = op.map("unkeyed", op.stateful_batch("fold", records, lambda _: _Replaying(folded, lake is not None, on_folded)),
                      lambda kv: kv[1])
     kinds = {name: op.filter(f"{name}_only", outputs, lambda o, n=name: o[0] == n)
              for name in ("views", "carts", "lake", "dead")}
@@ -210,16 +213,6 @@ def replay_flow(source, views, carts, lake=None) -> tuple[Dataflow, Folded, list
     if lake is not None:
         op.output("write_lake", op.flat_map("lake_items", kinds["lake"], lambda o: o[1]), lake)
     return flow, folded, dead
-
-
-def window_minutes(parts: list[dict]) -> dict:
-    """Several processes' `Folded.minutes` summed: (fact key, window id) -> (counts, facts)."""
-    out: dict = {}
-    for minutes in parts:
-        for minute, (counts, facts) in minutes.items():
-            held = out.get(minute)
-            out[minute] = (counts, facts) if held is None else (merged(held[0], counts), held[1] + facts)
-    return out
 
 
 def dead_reasons(dead: list) -> Counter:

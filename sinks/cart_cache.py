@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from sinks.views import json_text
 
 # Write only if newer than what is cached, so replays and duplicates change nothing; returns the
 # entries changed (1 or 0: a deletion of what is not there changes nothing).
@@ -53,7 +54,7 @@ class _Partition(StatelessSinkPartition):
         pipe = self._redis.pipeline(transaction=False)
         for view in newest.values():
             self._put(keys=[cache_key(view["buyerId"], self._prefix)],
-                      args=[json.dumps(view), view["version"], ttl_ms(view, now)], client=pipe)
+                      args=[json_text(view), view["version"], ttl_ms(view, now)], client=pipe)
         self._tally["cart cache"] += sum(pipe.execute())
 
     def close(self) -> None:

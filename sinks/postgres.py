@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from typing import Callable
+from typing import Callable, Iterable
 
 import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -14,6 +14,18 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 from sinks.views import Row
 
 log = logging.getLogger(__name__)
+
+
+_STATEMENTS: dict[tuple, str] = {}
+
+
+def _statement_of(row: Row) -> str:
+    """`_statement(row)`, made once per shape of row (a replay writes a hundred thousand rows of a dozen shapes)."""
+    shape = (row.table, row.key, row.guarded, *row.values)
+    statement = _STATEMENTS.get(shape)
+    if statement is None:
+        statement = _STATEMENTS[shape] = _statement(row)
+    return statement
 
 
 def _statement(row: Row, source: str | None = None) -> str:
@@ -42,16 +54,23 @@ def latest_rows(rows: list[Row]) -> list[Row]:
     return list(newest.values())
 
 
-def write_rows(conn: psycopg.Connection, rows: list[Row]) -> Counter:
+def write_rows(conn: psycopg.Connection, rows: list[Row], straight: frozenset[str] = frozenset()) -> Counter:
     """Write a batch in one transaction, grouped into one executemany per statement; returns the rows
-    each table took (an upsert the version guard turned away, or a duplicate, counts none)."""
+    each table took (an upsert the version guard turned away, or a duplicate, counts none).
+
+    `straight`: tables that held no row when the writer began and that no one else writes (a replay into
+    a fresh schema): their rows are copied straight in, with no upsert. A row already there (the writer
+    wrote that key before) fails the batch with `UniqueViolation`; write it again without `straight`."""
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in latest_rows(rows):
-        groups[(row.table, _statement(row))].append(row)
+        groups[(row.table, _statement_of(row))].append(row)
     written: Counter = Counter()
     with conn.transaction():
         with conn.cursor() as cur:
             for (table, statement), batch in groups.items():
+                if table in straight and table not in SHARED:
+                    written[table] += _copied_in(cur, batch[0], batch)
+                    continue
                 if len(batch) >= BULK:
                     written[table] += _copied(cur, batch[0], batch)
                     continue
@@ -68,16 +87,29 @@ BULK = 100
 
 def _copied(cur: psycopg.Cursor, like: Row, rows: list[Row]) -> int:
     """Write `rows` (all shaped like `like`: same table, columns, guard) by COPY and one upsert; the rows taken."""
-    cols = list(like.values)
     scratch = f"bulk_{like.table}"
     cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {like.table} INCLUDING DEFAULTS) "
                 "ON COMMIT DELETE ROWS")
-    with cur.copy(f"COPY {scratch} ({', '.join(cols)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row.values[c] for c in cols])
+    cols = _copy(cur, scratch, like, rows)
     # in key order: writers of the same rows at once lock them in the same order (see SHARED)
     cur.execute(_statement(like, f"SELECT {', '.join(cols)} FROM {scratch} ORDER BY {', '.join(like.key)}"))
     return max(cur.rowcount, 0)
+
+
+def _copied_in(cur: psycopg.Cursor, like: Row, rows: list[Row]) -> int:
+    """Copy `rows` (all shaped like `like`) straight into their table; the rows taken (all of them)."""
+    _copy(cur, like.table, like, rows)
+    return len(rows)
+
+
+def _copy(cur: psycopg.Cursor, table: str, like: Row, rows: list[Row]) -> list[str]:
+    """COPY `rows` (shaped like `like`) into `table`; returns the columns copied."""
+    cols = list(like.values)
+    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+        for row in rows:
+            values = row.values
+            copy.write_row([values[c] for c in cols])
+    return cols
 
 
 # Tables whose rows more than one aggregate writes (a seller's payable account: every payment's ledger;
@@ -101,8 +133,10 @@ PURGE_EVERY_S = 60
 
 
 class _Partition(StatelessSinkPartition):
-    def __init__(self, url: str, on_reject: Rejected | None, results_ttl_s: int | None, tally: Counter | None):
+    def __init__(self, url: str, on_reject: Rejected | None, results_ttl_s: int | None, tally: Counter | None,
+                 straight: frozenset[str]):
         self._url = url
+        self._straight = straight
         self._tally = tally if tally is not None else Counter()
         self._conn = psycopg.connect(url)
         self._on_reject = on_reject or (lambda rows, error: None)
@@ -116,7 +150,13 @@ class _Partition(StatelessSinkPartition):
         if not rows:
             return
         try:
-            self._tally.update(write_rows(self._conn, rows))
+            try:
+                self._tally.update(write_rows(self._conn, rows, self._straight))
+            except psycopg.errors.UniqueViolation:
+                if not self._straight:
+                    raise
+                self._straight = frozenset()  # a key written before: upsert from now on (the batch wrote nothing)
+                self._tally.update(write_rows(self._conn, rows))
             self._purge_old_results()
         except psycopg.OperationalError:
             self._conn.close()
@@ -154,11 +194,18 @@ class _Partition(StatelessSinkPartition):
 class PostgresViewSink(DynamicSink):
     """A Bytewax sink of row lists into the view tables; refused rows go to `on_reject`; command results
     older than `results_ttl_s` are deleted as it goes and on close (None: kept); `tally` counts the rows
-    each table took."""
+    each table took; `straight`: tables empty at the start that only this sink writes (see `write_rows`)."""
 
     def __init__(self, url: str, on_reject: Rejected | None = None, results_ttl_s: int | None = None,
-                 tally: Counter | None = None):
+                 tally: Counter | None = None, straight: frozenset[str] = frozenset()):
         self._url, self._on_reject, self._results_ttl_s, self._tally = url, on_reject, results_ttl_s, tally
+        self._straight = straight
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
-        return _Partition(self._url, self._on_reject, self._results_ttl_s, self._tally)
+        return _Partition(self._url, self._on_reject, self._results_ttl_s, self._tally, self._straight)
+
+
+def empty_tables(url: str, tables: Iterable[str]) -> frozenset[str]:
+    """Which of `tables` hold no row now."""
+    with psycopg.connect(url) as conn:
+        return frozenset(t for t in tables if conn.execute(f"SELECT NOT EXISTS (SELECT FROM {t})").fetchone()[0])

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from state.user import payable_account, payable_owner
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def json_text(value: Any) -> str:
+    """`value` as JSON text (msgspec: a replay writes a JSON column for most of its rows, and the standard
+    library's encoder took a tenth of its time)."""
+    return _ENCODER.encode(value).decode()
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ def _product(state) -> list[Row]:
         "product_id": state.product_id, "seller_id": state.seller_id, "sku": state.sku, "name": state.name,
         "description": state.description, "category": state.category, "price_cents": state.price_cents,
         "currency": state.currency, "status": state.status,
-        "image_public_ids": json.dumps(list(state.image_public_ids)), "created_at": state.created_at,
+        "image_public_ids": json_text(list(state.image_public_ids)), "created_at": state.created_at,
         "updated_at": state.updated_at, "version": state.version})]
 
 
@@ -86,7 +96,7 @@ def _cart(state) -> list[Row]:
     body = view(state)
     return [Row("carts", ("cart_id",), {
         "cart_id": state.cart_id, "buyer_id": state.buyer_id, "status": state.status,
-        "items": json.dumps(body["items"]), "total_cents": body["totalCents"], "currency": body["currency"],
+        "items": json_text(body["items"]), "total_cents": body["totalCents"], "currency": body["currency"],
         "expires_at": state.expires_at, "order_id": state.order_id, "created_at": state.created_at,
         "version": state.version})]
 
@@ -99,13 +109,13 @@ def _order(state) -> list[Row]:
     out = [Row("orders", ("order_id",), {
         "order_id": state.order_id, "buyer_id": state.buyer_id, "status": body["status"],
         "provisional": state.provisional, "total_cents": state.total_cents, "currency": state.currency,
-        "payment_id": state.payment_id, "body": json.dumps(body), "created_at": state.created_at,
+        "payment_id": state.payment_id, "body": json_text(body), "created_at": state.created_at,
         "confirmed_at": state.confirmed_at, "cancelled_at": state.cancelled_at, "version": state.version})]
     for shipment in state.shipments:
         ship = shipment_view(state, shipment)
         out.append(Row("shipments", ("shipment_id",), {
             "shipment_id": shipment.shipment_id, "order_id": state.order_id, "seller_id": shipment.seller_id,
-            "status": shipment.status, "provisional": state.provisional, "body": json.dumps(ship),
+            "status": shipment.status, "provisional": state.provisional, "body": json_text(ship),
             "version": state.version}))
     return out
 
@@ -118,7 +128,7 @@ def _payment(state) -> list[Row]:
         "payment_id": state.payment_id, "order_id": state.order_id, "buyer_id": state.buyer_id,
         "state": state.state, "amount_cents": state.amount_cents, "currency": state.currency,
         "intent_id": state.intent_id, "refund_flagged": state.state == REFUND_PENDING,
-        "body": json.dumps(view(state)), "version": state.version})]
+        "body": json_text(view(state)), "version": state.version})]
 
 
 def _ledger(state) -> list[Row]:
@@ -152,8 +162,12 @@ def answer_row(result: dict) -> Row:
     """A command's answer (a `command.results` envelope) as its row; the first answer stands."""
     return Row("command_results", ("command_id",), {
         "command_id": result["correlationId"], "requested_by": result.get("requestedBy"),
-        "result": json.dumps(result), "answered_at": result["occurredAt"]}, guarded=False)
+        "result": json_text(result), "answered_at": result["occurredAt"]}, guarded=False)
 
+
+# Every table the rows above go to.
+TABLES = ("users", "ledger_accounts", "products", "stock", "carts", "orders", "shipments", "payments",
+          "ledger_transactions", "ledger_entries", "stale_aggregates", "command_results")
 
 _MAPPERS = {"user": _user, "catalog": _product, "inventory": _stock, "cart": _cart, "order": _order,
             "payment": _payment, "ledger": _ledger}
@@ -178,4 +192,4 @@ def window_record(figures) -> tuple[str, str, bytes]:
             "windowStart": figures.window_start.isoformat(), "part": figures.part, "closed": figures.closed,
             "facts": figures.facts, **{camel(k): v for k, v in figures.counts.items()}}
     key = f"{figures.scope}/{figures.seller_id}/{figures.product_id}"
-    return (ANALYTICS_WINDOWS, key, json.dumps(body).encode())
+    return (ANALYTICS_WINDOWS, key, _ENCODER.encode(body))

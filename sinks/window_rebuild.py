@@ -48,6 +48,19 @@ def replayed(minutes: Iterable[tuple[tuple[str, int], tuple[dict, int]]], since:
     return out
 
 
+def summed(parts: Iterable[Replayed]) -> Replayed:
+    """Several processes' `replayed` minutes added up, minute by minute."""
+    out: Replayed = {table: {} for table in MINUTES}
+    for part in parts:
+        for table, minutes in part.items():
+            held_minutes = out[table]
+            for minute, (counts, facts) in minutes.items():
+                held = held_minutes.get(minute)
+                held_minutes[minute] = (counts, facts) if held is None else (
+                    tuple(a + b for a, b in zip(held[0], counts)), held[1] + facts)
+    return out
+
+
 def table_sums(conn: psycopg.Connection, table: str, since: datetime | None) -> dict[tuple, tuple]:
     keys, counts = MINUTES[table]
     where = "WHERE window_start >= %s" if since else ""

@@ -1,9 +1,11 @@
 """`sinks.postgres.write_rows`: a batch of `BULK` or more rows of one statement is copied into a scratch table
-and upserted by one INSERT … SELECT; it must leave the tables exactly as writing row by row does."""
+and upserted by one INSERT … SELECT; it must leave the tables exactly as writing row by row does. Rows for a
+table that was empty and is the writer's alone (a replay into a fresh schema) are copied straight in."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 
 import psycopg
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from buyit.bootstrap import create_schema
 from buyit.replay import in_schema
 from sinks import postgres
-from sinks.postgres import BULK, write_rows
+from sinks.postgres import BULK, PostgresViewSink, empty_tables, write_rows
 from sinks.views import Row
 
 pytestmark = pytest.mark.integration
@@ -73,3 +75,43 @@ def test_a_row_postgres_refuses_fails_the_batch_and_writes_none_of_it(conn):
     with pytest.raises(psycopg.errors.CheckViolation):
         write_rows(conn, [stock(i, 1) for i in range(N)] + [bad])
     assert table(conn, "stock", "product_id") == []
+
+
+def test_rows_copied_straight_into_empty_tables_are_what_the_upsert_writes(conn):
+    rows = [stock(i, 2) for i in range(N)] + [answer(i, "first") for i in range(5)]
+    rows += [stock(3, 1, total=99), answer(2, "second")]  # an older version, a second answer: not taken
+    assert write_rows(conn, rows, straight=frozenset({"stock", "command_results"})) == {"stock": N,
+                                                                                         "command_results": 5}
+    straight = table(conn, "stock", "product_id"), table(conn, "command_results", "command_id")
+    conn.execute("TRUNCATE stock, command_results")
+    write_rows(conn, rows)
+    assert (table(conn, "stock", "product_id"), table(conn, "command_results", "command_id")) == straight
+
+
+def test_a_key_already_there_fails_a_straight_batch_whole(conn):
+    write_rows(conn, [stock(1, 1)])
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        write_rows(conn, [stock(0, 1), stock(1, 2)], straight=frozenset({"stock"}))
+    assert [(r[0], r[-1]) for r in table(conn, "stock", "product_id")] == [("p0001", 1)]
+
+
+def test_the_sink_upserts_once_a_straight_batch_meets_a_key_it_wrote_before(stack):
+    url = stack.env["DATABASE_URL"]
+    schema = f"writes_{uuid.uuid4().hex[:8]}"
+    create_schema(url, schema)
+    url = in_schema(url, schema)
+    written = Counter()
+    part = PostgresViewSink(url, tally=written, straight=empty_tables(url, ["stock", "carts"])).build("w", 0, 1)
+    try:
+        part.write_batch([[stock(i, 1)] for i in range(N)])
+        part.write_batch([[stock(i, 2, total=7)] for i in range(0, N, 2)])  # newer versions of some
+        part.write_batch([[stock(N, 1)], [stock(1, 3, total=3)]])
+        with psycopg.connect(url) as check:
+            stocks = {r[0]: (r[3], r[-1]) for r in table(check, "stock", "product_id")}
+        assert len(stocks) == N + 1 and written["stock"] == N + N // 2 + 2
+        assert stocks["p0000"] == (7, 2) and stocks["p0001"] == (3, 3) and stocks["p0003"] == (10, 1)
+        assert empty_tables(url, ["stock", "carts"]) == {"carts"}
+    finally:
+        part.close()
+        with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as admin:
+            admin.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
